@@ -1,0 +1,42 @@
+# The README's commands: `make dev` runs the backend locally, `make test` runs every test.
+# Both set up what they need first (virtual environments, packages), so they work on a
+# fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.12 || command -v python3)
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: all venv sam test test-fast bench dev fuzz clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml layers/common/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r layers/common/requirements.txt -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The SAM CLI lives in its own environment: its pinned dependencies would fight moto's.
+$(SAM_VENV)/.installed:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+	touch $@
+
+sam: $(SAM_VENV)/.installed
+
+test: venv sam
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not sam"
+
+bench: venv
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
