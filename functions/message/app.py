@@ -1,0 +1,26 @@
+"""`$default`: every client frame (subscribe, unsubscribe, enter, leave, heartbeat).
+
+Answers go back on the socket (snapshot, `ack` or `error` frames), so the integration
+always returns 200: a bad frame never closes the connection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime import runtime
+from realtime.events import APIGatewayWebSocketEvent, management_endpoint
+
+logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
+
+
+@logger.inject_lambda_context(log_event=False)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    ws = APIGatewayWebSocketEvent(event)
+    request = ws.request_context
+    logger.append_keys(connection_id=request.connection_id, route=request.route_key)
+    app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
+    app.receive(request.connection_id, event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
+    return {"statusCode": 200}

@@ -1,0 +1,109 @@
+"""Groups: named sets of connections that a broadcast reaches.
+
+A membership item lives in its connection's partition (so removing a connection finds
+it) and is indexed by group in `by_group` (so a fan-out is a paginated Query, never a
+Scan). Readers skip memberships whose `ttl` has passed: DynamoDB deletes them late.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from realtime import keys
+from realtime.connections import Connection
+from realtime.dynamo import query_pages, to_item
+
+
+@dataclass(frozen=True)
+class Member:
+    """A recipient: the connection and, for signed-in connections, its user."""
+
+    connection_id: str
+    user_id: str | None
+
+
+@dataclass(frozen=True)
+class PageRange:
+    """An inclusive range of connection ids within a group: one unit of fan-out work."""
+
+    group: str
+    first: str
+    last: str
+
+
+class Groups:
+    def __init__(self, client: Any, table: str) -> None:
+        self.client = client
+        self.table = table
+
+    def add(self, connection: Connection, group: str) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=to_item({
+                "pk": keys.connection_pk(connection.connection_id), "sk": keys.group_sk(group),
+                "grp": group, "gsk": connection.connection_id, "uid": connection.user_id, "ttl": connection.ttl,
+            }),
+        )
+
+    def discard(self, connection_id: str, group: str) -> None:
+        self.client.delete_item(
+            TableName=self.table,
+            Key={"pk": {"S": keys.connection_pk(connection_id)}, "sk": {"S": keys.group_sk(group)}},
+        )
+
+    def pages(self, group: str, page_size: int, *, within: PageRange | None = None,
+              now: float | None = None) -> Iterator[list[Member]]:
+        """Yield the group's live members a page at a time (memory bounded by the page)."""
+        now = time.time() if now is None else now
+        condition = "grp = :g"
+        values: dict[str, Any] = {":g": {"S": group}}
+        if within is not None:
+            condition += " AND gsk BETWEEN :first AND :last"
+            values.update({":first": {"S": within.first}, ":last": {"S": within.last}})
+        for page in query_pages(
+            self.client, TableName=self.table, IndexName="by_group", KeyConditionExpression=condition,
+            ExpressionAttributeValues=values, Limit=page_size,
+        ):
+            members = [self._member(item) for item in page if self._live(item, now)]
+            if members:
+                yield members
+
+    def first_page(self, group: str, page_size: int, *, now: float | None = None) -> tuple[list[Member], str | None]:
+        """The first page of members, and the last key read when more may follow (else None)."""
+        now = time.time() if now is None else now
+        response = self.client.query(
+            TableName=self.table, IndexName="by_group", KeyConditionExpression="grp = :g",
+            ExpressionAttributeValues={":g": {"S": group}}, Limit=page_size,
+        )
+        items = response.get("Items", [])
+        members = [self._member(item) for item in items if self._live(item, now)]
+        more = items[-1]["gsk"]["S"] if items and response.get("LastEvaluatedKey") else None
+        return members, more
+
+    @staticmethod
+    def _member(item: dict[str, Any]) -> Member:
+        return Member(item["gsk"]["S"], item["uid"]["S"] if "uid" in item else None)
+
+    @staticmethod
+    def _live(item: dict[str, Any], now: float) -> bool:
+        return int(item.get("ttl", {}).get("N", "0")) > now
+
+    def ranges(self, group: str, page_size: int, *, after: str | None = None) -> Iterator[PageRange]:
+        """Cut the group into ranges of `page_size` keys, reading keys only.
+
+        Starts after connection id `after` (exclusive) when given: the page already sent inline.
+        """
+        condition = "grp = :g"
+        values: dict[str, Any] = {":g": {"S": group}}
+        if after is not None:
+            condition += " AND gsk > :after"
+            values[":after"] = {"S": after}
+        for page in query_pages(
+            self.client, TableName=self.table, IndexName="by_group", KeyConditionExpression=condition,
+            ExpressionAttributeValues=values, ProjectionExpression="gsk", Limit=page_size,
+        ):
+            if page:
+                yield PageRange(group, page[0]["gsk"]["S"], page[-1]["gsk"]["S"])

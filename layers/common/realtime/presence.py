@@ -1,0 +1,141 @@
+"""Presence: who is in which phase of which document, with expiry.
+
+All presence items share one partition (`presence`), so a document's roster is a
+strongly consistent Query of its prefix and the documents-list snapshot reads every
+roster with one paginated Query. An item expires `PRESENCE_TTL_SECONDS` after its
+connection's last frame; readers ignore expired items and the sweep deletes them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from realtime import keys
+from realtime.connections import Connection
+from realtime.dynamo import batch_delete, query_pages
+
+Roster = dict[str, list[dict[str, str]]]
+
+
+@dataclass(frozen=True)
+class Held:
+    """One presence a connection holds: a phase of a document."""
+
+    slug: str
+    phase: str
+
+    @property
+    def token(self) -> str:
+        return f"{keys.encode(self.slug)}{keys.SEP}{self.phase}"
+
+    @classmethod
+    def from_token(cls, token: str) -> Held:
+        slug, _, phase = token.rpartition(keys.SEP)
+        return cls(keys.decode(slug), phase)
+
+
+class Presence:
+    def __init__(self, client: Any, table: str, *, ttl_seconds: int, phases: tuple[str, ...]) -> None:
+        self.client = client
+        self.table = table
+        self.ttl_seconds = ttl_seconds
+        self.phases = phases
+
+    def put(self, connection: Connection, held: Held, now: float) -> bool:
+        """Create or refresh a presence item; True if it was absent or expired (the roster changed)."""
+        expires = int(now) + self.ttl_seconds
+        response = self.client.update_item(
+            TableName=self.table,
+            Key=self._key(held, connection.connection_id),
+            UpdateExpression="SET expires = :e, #ttl = :e, doc = :d, phase = :p, conn = :c, uid = :u, #name = :n",
+            ExpressionAttributeNames={"#ttl": "ttl", "#name": "name"},
+            ExpressionAttributeValues={
+                ":e": {"N": str(expires)}, ":d": {"S": held.slug}, ":p": {"S": held.phase},
+                ":c": {"S": connection.connection_id}, ":u": {"S": connection.user_id or ""},
+                ":n": {"S": connection.name or connection.user_id or ""},
+            },
+            ReturnValues="UPDATED_OLD",
+        )
+        old = response.get("Attributes", {}).get("expires")
+        return old is None or int(old["N"]) <= now
+
+    def refresh(self, connection: Connection, now: float) -> set[str]:
+        """Push every presence the connection holds forward; return the slugs whose roster changed."""
+        changed: set[str] = set()
+        for token in sorted(connection.presence):
+            held = Held.from_token(token)
+            if self.put(connection, held, now):
+                changed.add(held.slug)
+        return changed
+
+    def delete(self, connection_id: str, held: Held, now: float) -> bool:
+        """Delete one presence; True if it was live (the roster changed)."""
+        response = self.client.delete_item(
+            TableName=self.table, Key=self._key(held, connection_id), ReturnValues="ALL_OLD",
+        )
+        old = response.get("Attributes", {}).get("expires")
+        return old is not None and int(old["N"]) > now
+
+    def remove(self, connection_id: str, held: Iterable[Held]) -> None:
+        batch_delete(self.client, self.table, [self._key(h, connection_id) for h in held])
+
+    def roster(self, slug: str, now: float) -> Roster:
+        """The live roster of one document: every phase, each a sorted list of distinct users."""
+        items = self._query(now, prefix=keys.presence_prefix(slug))
+        return self._rosters(items, [slug])[slug]
+
+    def rosters(self, now: float) -> dict[str, Roster]:
+        """Every document's live roster, read in bulk (documents with nobody present are absent)."""
+        items = self._query(now)
+        return self._rosters(items, sorted({item["doc"]["S"] for item in items}))
+
+    def expired(self, now: float) -> list[tuple[str, Held]]:
+        """(connection id, presence) of every expired item still stored."""
+        found = []
+        for page in query_pages(
+            self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
+            FilterExpression="expires <= :now",
+            ExpressionAttributeValues={":pk": {"S": keys.PRESENCE_PK}, ":now": {"N": str(int(now))}},
+            ConsistentRead=True,
+        ):
+            found.extend((item["conn"]["S"], Held(item["doc"]["S"], item["phase"]["S"])) for item in page)
+        return found
+
+    def empty_roster(self) -> Roster:
+        return {phase: [] for phase in self.phases}
+
+    def _query(self, now: float, prefix: str | None = None) -> list[dict[str, Any]]:
+        condition = "pk = :pk"
+        values: dict[str, Any] = {":pk": {"S": keys.PRESENCE_PK}, ":now": {"N": str(int(now))}}
+        if prefix is not None:
+            condition += " AND begins_with(sk, :prefix)"
+            values[":prefix"] = {"S": prefix}
+        items: list[dict[str, Any]] = []
+        for page in query_pages(
+            self.client, TableName=self.table, KeyConditionExpression=condition,
+            FilterExpression="expires > :now", ExpressionAttributeValues=values, ConsistentRead=True,
+        ):
+            items.extend(page)
+        return items
+
+    def _rosters(self, items: list[dict[str, Any]], slugs: list[str]) -> dict[str, Roster]:
+        seen: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
+        for item in items:
+            phase = item["phase"]["S"]
+            if phase in self.phases:
+                seen[(item["doc"]["S"], phase)][item["uid"]["S"]] = item.get("name", {}).get("S", "")
+        result: dict[str, Roster] = {}
+        for slug in slugs:
+            roster = self.empty_roster()
+            for phase in self.phases:
+                users = seen.get((slug, phase), {})
+                roster[phase] = [{"user": uid, "name": name} for uid, name in sorted(users.items(), key=lambda kv: (kv[1], kv[0]))]
+            result[slug] = roster
+        return result
+
+    @staticmethod
+    def _key(held: Held, connection_id: str) -> dict[str, Any]:
+        return {"pk": {"S": keys.PRESENCE_PK}, "sk": {"S": keys.presence_sk(held.slug, held.phase, connection_id)}}

@@ -1,0 +1,79 @@
+"""Builds the application once per Lambda container and shares Powertools' utilities.
+
+This is the only module that creates AWS clients: from botocore's standard chain, so
+`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB` point everything at a local endpoint
+without any variable of our own. Everything below it takes its clients as arguments.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from realtime.auth import TokenVerifier
+from realtime.broadcast import Broadcaster, FanoutQueue
+from realtime.config import Settings
+from realtime.connections import Connections
+from realtime.consumer import Realtime
+from realtime.counter import UserCounter
+from realtime.documents import Documents
+from realtime.groups import Groups
+from realtime.presence import Presence
+from realtime.sender import Sender
+from realtime.telemetry import PowertoolsTelemetry
+
+logger = Logger()
+metrics = Metrics()
+tracer = Tracer()
+copy_config_to_registered_loggers(source_logger=logger, include={"realtime"})
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@lru_cache(maxsize=1)
+def _clients() -> dict[str, Any]:
+    config = settings()
+    return {"dynamodb": boto3.client("dynamodb", region_name=config.region)}
+
+
+@lru_cache(maxsize=1)
+def verifier() -> TokenVerifier:
+    config = settings()
+    secrets = boto3.client("secretsmanager", region_name=config.region) if config.jwt_secret_arn and not config.jwt_secret else None
+    return TokenVerifier.from_settings(config, secrets)
+
+
+@lru_cache(maxsize=4)
+def app(endpoint: str) -> Realtime:
+    """The application for one management endpoint (one per container in practice)."""
+    return build(settings(), dynamodb=_clients()["dynamodb"], verifier=verifier(),
+                 sender=Sender.from_session(endpoint, concurrency=settings().send_concurrency),
+                 sqs=boto3.client("sqs", region_name=settings().region) if settings().fanout_queue_url else None,
+                 telemetry=PowertoolsTelemetry(metrics))
+
+
+def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier, sender: Sender,
+          sqs: Any = None, telemetry: Any = None) -> Realtime:
+    """Wire the application from explicit parts (tests and the local stack call this directly)."""
+    table = config.connections_table
+    groups = Groups(dynamodb, table)
+    queue = FanoutQueue(sqs, config.fanout_queue_url) if sqs is not None and config.fanout_queue_url else None
+    return Realtime(
+        settings=config,
+        connections=Connections(dynamodb, table),
+        groups=groups,
+        presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, phases=config.phases),
+        counter=UserCounter(dynamodb, table),
+        documents=Documents(dynamodb, config.documents_table),
+        broadcaster=Broadcaster(groups, sender, page_size=config.fanout_page_size, queue=queue),
+        sender=sender,
+        verifier=verifier,
+        telemetry=telemetry,
+    )
