@@ -1,0 +1,32 @@
+"""Run the benchmarks: ``python -m bench [NAME ...] [--quick] [options of that benchmark]``.
+
+With no name, every benchmark runs. Each writes its own section of ``docs/performance.md``
+(between its markers) unless run with ``--quick``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "fanout": "bench.fanout",  # the sender against boto3 and a raw client (issues 3 and 6)
+}
+
+
+def main(argv: list[str]) -> None:
+    names = [a for a in argv if a in BENCHMARKS]
+    rest = [a for a in argv if a not in BENCHMARKS]
+    if any(a in ("-h", "--help") for a in rest) and not names:
+        print(__doc__)
+        print("benchmarks:", ", ".join(BENCHMARKS))
+        return
+    unknown = [a for a in rest if not a.startswith("-") and not a.lstrip("-").replace(".", "").isdigit()]
+    if unknown and not names:
+        sys.exit(f"unknown benchmark {unknown[0]!r}; choose from {', '.join(BENCHMARKS)}")
+    for name in names or list(BENCHMARKS):
+        importlib.import_module(BENCHMARKS[name]).main(rest)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
