@@ -127,6 +127,8 @@ class Realtime:
             if connection.presence:
                 changes.documents |= self.presence.refresh(connection, now)
             getattr(self, f"_on_{request.action}")(connection, request, changes)
+            self.publish(changes)  # others hear of the change before the sender's ack
+            changes = Changes()
             if request_id is not None:
                 self._reply(connection_id, protocol.ack(request_id))
         except ProtocolError as exc:
