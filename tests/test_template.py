@@ -1,0 +1,728 @@
+"""template.yaml's contract, and the devtools.template helpers that read it.
+
+The tables used by every other test come from `devtools.template.create_tables`, so these
+tests pin that the template (and therefore those tables) follow docs/data-model.md.
+The `sam` tests run the real SAM CLI (`sam validate --lint`, `sam build`, and SAM's
+translator on the expanded template); without it they skip, or fail when CI is set.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from devtools.template import (
+    ROOT,
+    TEMPLATE_PATH,
+    create_tables,
+    evaluate_conditions,
+    function_specs,
+    load_template,
+    parameter_defaults,
+    resolve,
+    resources_of_type,
+    table_definitions,
+    time_to_live,
+    websocket_routes,
+)
+
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+API_ID = "abc123defg"
+STAGE = "prod"
+SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:realtime/jwt-AbCdEf"
+
+FUNCTIONS = {
+    "ConnectFunction": "connect",
+    "DisconnectFunction": "disconnect",
+    "MessageFunction": "message",
+    "NotifyFunction": "notify",
+}
+BROADCASTERS = set(FUNCTIONS)  # every function may broadcast, so every one may queue pages
+
+ENVIRONMENT = {
+    "CONNECTIONS_TABLE", "DOCUMENTS_TABLE", "PHASES", "PRESENCE_TTL_SECONDS", "ALLOWED_ORIGINS",
+    "WEBSOCKET_ENDPOINT", "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL",
+    "DOCUMENT_FIELDS", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
+    "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+}
+
+TEMPLATE = load_template()
+SPECS = function_specs(TEMPLATE)
+
+
+def table_arn(name: str) -> str:
+    return f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+
+
+def queue_arn(name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+
+
+def local_values(**parameters: str) -> tuple[dict, dict, dict]:
+    """refs, getatts and conditions for resolving the template's intrinsics offline."""
+    refs: dict = dict(parameter_defaults(TEMPLATE))
+    refs.update(parameters)
+    refs.update({
+        "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+        "AWS::StackName": "realtime", "AWS::URLSuffix": "amazonaws.com",
+        "RealtimeApi": API_ID, "ConnectionsTable": "Connections", "DocumentsTable": "Documents",
+        "FanoutQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Fanout",
+        "FanoutDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/FanoutDlq",
+        "NotifyFailureQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/NotifyFailure",
+        "CommonLayer": f"arn:aws:lambda:{REGION}:{ACCOUNT}:layer:common:1",
+    })
+    getatt = {
+        "ConnectionsTable.Arn": table_arn("Connections"),
+        "DocumentsTable.Arn": table_arn("Documents"),
+        "DocumentsTable.StreamArn": table_arn("Documents") + "/stream/2026-01-01T00:00:00.000",
+        "FanoutQueue.Arn": queue_arn("Fanout"),
+        "FanoutDeadLetterQueue.Arn": queue_arn("FanoutDlq"),
+        "NotifyFailureQueue.Arn": queue_arn("NotifyFailure"),
+        "NotifyFunctionLogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/realtime/notify:*",
+        "NotifyFunctionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/notify",
+        "ApiAccessLogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:access:*",
+    }
+    for name in FUNCTIONS:
+        getatt[f"{name}.Arn"] = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return refs, getatt, evaluate_conditions(TEMPLATE, refs)
+
+
+def resource(logical_id: str) -> dict:
+    return TEMPLATE["Resources"][logical_id]
+
+
+def props(logical_id: str) -> dict:
+    return resource(logical_id).get("Properties") or {}
+
+
+# --------------------------------------------------------------------------- loader
+
+
+def test_loader_understands_cloudformation_short_tags(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""\
+        AWSTemplateFormatVersion: 2010-09-09
+        Conditions:
+          A: !Equals [!Ref P, '']
+          B: !Not [!Condition A]
+        Outputs:
+          Ref: {Value: !Ref X}
+          Sub: {Value: !Sub 'x-${AWS::Region}'}
+          SubList: {Value: !Sub ['${a}', {a: !Ref X}]}
+          GetAtt: {Value: !GetAtt T.StreamArn}
+          GetAttList: {Value: !GetAtt [T, Arn]}
+          If: {Value: !If [A, !Ref X, !Ref AWS::NoValue]}
+          Join: {Value: !Join [',', [a, b]]}
+          Select: {Value: !Select [0, !Split [',', 'a,b']]}
+          Map: {Value: !FindInMap [M, k, v]}
+          Import: {Value: !ImportValue other-Export}
+          B64: {Value: !Base64 abc}
+        """))
+    template = load_template(path)
+    assert template["AWSTemplateFormatVersion"] == "2010-09-09"
+    assert template["Conditions"] == {
+        "A": {"Fn::Equals": [{"Ref": "P"}, ""]},
+        "B": {"Fn::Not": [{"Condition": "A"}]},
+    }
+    values = {name: out["Value"] for name, out in template["Outputs"].items()}
+    assert values == {
+        "Ref": {"Ref": "X"},
+        "Sub": {"Fn::Sub": "x-${AWS::Region}"},
+        "SubList": {"Fn::Sub": ["${a}", {"a": {"Ref": "X"}}]},
+        "GetAtt": {"Fn::GetAtt": ["T", "StreamArn"]},
+        "GetAttList": {"Fn::GetAtt": ["T", "Arn"]},
+        "If": {"Fn::If": ["A", {"Ref": "X"}, {"Ref": "AWS::NoValue"}]},
+        "Join": {"Fn::Join": [",", ["a", "b"]]},
+        "Select": {"Fn::Select": [0, {"Fn::Split": [",", "a,b"]}]},
+        "Map": {"Fn::FindInMap": ["M", "k", "v"]},
+        "Import": {"Fn::ImportValue": "other-Export"},
+        "B64": {"Fn::Base64": "abc"},
+    }
+    refs = {"P": "", "X": "x", "AWS::Region": "eu-west-1"}
+    conditions = evaluate_conditions(template, refs)
+    assert conditions == {"A": True, "B": False}
+    assert resolve(values["Sub"], refs) == "x-eu-west-1"
+    assert resolve(values["SubList"], refs) == "x"
+    assert resolve({"k": values["If"]}, refs, conditions={"A": False}) == {}
+    assert resolve(values["Select"], refs) == "a"
+
+
+def test_template_is_a_sam_template() -> None:
+    assert TEMPLATE["Transform"] == "AWS::Serverless-2016-10-31"
+    assert str(TEMPLATE["AWSTemplateFormatVersion"]) == "2010-09-09"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_table_definitions_match_the_data_model() -> None:
+    tables = table_definitions(TEMPLATE)
+    assert set(tables) == {"ConnectionsTable", "DocumentsTable"}
+
+    connections = tables["ConnectionsTable"]
+    assert connections["BillingMode"] == "PAY_PER_REQUEST"
+    assert connections["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert {a["AttributeName"]: a["AttributeType"] for a in connections["AttributeDefinitions"]} == {
+        "pk": "S", "sk": "S", "grp": "S", "gsk": "S", "sweep": "S", "seen": "N"}
+    indexes = {i["IndexName"]: i for i in connections["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {"by_group", "by_seen"}
+    assert indexes["by_group"]["KeySchema"] == [
+        {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
+    assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
+    assert indexes["by_seen"]["KeySchema"] == [
+        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
+    assert indexes["by_seen"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert "StreamSpecification" not in connections
+
+    documents = tables["DocumentsTable"]
+    assert documents["BillingMode"] == "PAY_PER_REQUEST"
+    assert documents["KeySchema"] == [{"AttributeName": "slug", "KeyType": "HASH"}]
+    assert documents["AttributeDefinitions"] == [{"AttributeName": "slug", "AttributeType": "S"}]
+    assert documents["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert "GlobalSecondaryIndexes" not in documents
+
+    assert time_to_live(TEMPLATE) == {"ConnectionsTable": "ttl"}
+
+
+def test_table_protection_and_encryption() -> None:
+    for name in ("ConnectionsTable", "DocumentsTable"):
+        assert props(name)["SSESpecification"] == {"SSEEnabled": True}
+        assert "TableName" not in props(name), "let CloudFormation name tables: several stacks per account"
+    documents = resource("DocumentsTable")
+    assert documents["DeletionPolicy"] == "Retain"
+    assert documents["UpdateReplacePolicy"] == "Retain"
+    assert documents["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+@mock_aws
+def test_tables_created_in_moto_from_the_template() -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_tables(client, TEMPLATE, {"ConnectionsTable": "t-connections", "DocumentsTable": "t-documents"})
+    assert sorted(client.list_tables()["TableNames"]) == ["t-connections", "t-documents"]
+
+    table = client.describe_table(TableName="t-connections")["Table"]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    assert indexes["by_group"]["KeySchema"] == [
+        {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
+    assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
+    assert indexes["by_seen"]["KeySchema"] == [
+        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
+    assert indexes["by_seen"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    ttl = client.describe_time_to_live(TableName="t-connections")["TimeToLiveDescription"]
+    assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
+
+    documents = client.describe_table(TableName="t-documents")["Table"]
+    assert documents["KeySchema"] == [{"AttributeName": "slug", "KeyType": "HASH"}]
+    assert documents["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert documents["LatestStreamArn"]
+    ttl = client.describe_time_to_live(TableName="t-documents")["TimeToLiveDescription"]
+    assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+    # The indexes answer the queries docs/data-model.md describes.
+    client.put_item(TableName="t-connections", Item={
+        "pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users"}, "gsk": {"S": "A"},
+        "uid": {"S": "alice"}, "ttl": {"N": "2000000000"}})
+    client.put_item(TableName="t-connections", Item={
+        "pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"}, "seen": {"N": "100"},
+        "conn": {"S": "A"}, "name": {"S": "Alice"}})
+    members = client.query(TableName="t-connections", IndexName="by_group",
+                           KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "users"}})
+    assert members["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users"},
+                                 "gsk": {"S": "A"}, "uid": {"S": "alice"}, "ttl": {"N": "2000000000"}}]
+    stale = client.query(TableName="t-connections", IndexName="by_seen",
+                         KeyConditionExpression="sweep = :s AND seen < :t",
+                         ExpressionAttributeValues={":s": {"S": "s#3"}, ":t": {"N": "200"}})
+    assert stale["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"}, "seen": {"N": "100"}}]
+
+
+@mock_aws
+def test_create_tables_defaults_and_idempotence() -> None:
+    client = boto3.client("dynamodb", region_name=REGION)
+    create_tables(client)  # default: the repository's template, tables named by logical id
+    create_tables(client)  # again: existing tables are left alone
+    assert sorted(client.list_tables()["TableNames"]) == ["ConnectionsTable", "DocumentsTable"]
+    with pytest.raises(ValueError, match="NoSuchTable"):
+        create_tables(client, TEMPLATE, {"NoSuchTable": "x"})
+
+
+# --------------------------------------------------------------------------- functions
+
+
+def test_functions_and_their_shape() -> None:
+    assert set(SPECS) == set(FUNCTIONS)
+    layer_ids = set(resources_of_type(TEMPLATE, "AWS::Serverless::LayerVersion"))
+    assert layer_ids == {"CommonLayer"}
+    for logical_id, folder in FUNCTIONS.items():
+        spec = SPECS[logical_id]
+        assert spec["Runtime"] == "python3.12"
+        assert spec["Handler"] == "app.handler"
+        assert spec["CodeUri"] == f"functions/{folder}/"
+        assert spec["Module"] == f"functions.{folder}.app"
+        assert spec["Layers"] == [{"Ref": "CommonLayer"}]
+        assert spec["Tracing"] == "Active"
+        assert spec["Architectures"] in (["arm64"], ["x86_64"])
+        assert 128 <= spec["MemorySize"] <= 10240
+        assert 3 <= spec["Timeout"] <= 900
+    # API Gateway stops waiting after 29 s: request handlers finish within it.
+    for name in ("ConnectFunction", "MessageFunction"):
+        assert SPECS[name]["Timeout"] <= 29
+    # The sweep runs every minute: it must end before the next one starts.
+    assert SPECS["DisconnectFunction"]["Timeout"] < 60
+
+
+def test_common_layer() -> None:
+    layer = resource("CommonLayer")
+    assert layer["Properties"]["ContentUri"] == "layers/common/"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    architectures = set(layer["Properties"].get("CompatibleArchitectures", ["x86_64"]))
+    for spec in SPECS.values():
+        assert set(spec["Architectures"]) <= architectures
+    assert layer["Metadata"].get("BuildArchitecture", "x86_64") in architectures
+    assert (ROOT / "layers/common/requirements.txt").is_file()
+    assert (ROOT / "layers/common/realtime").is_dir()
+
+
+def test_environment_names_and_values() -> None:
+    refs, getatt, conditions = local_values()
+    for logical_id, spec in SPECS.items():
+        env = spec["Environment"]
+        assert set(env) == ENVIRONMENT, logical_id
+        values = resolve(env, refs, getatt, conditions)
+        assert values["WEBSOCKET_ENDPOINT"] == f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
+        assert values["CONNECTIONS_TABLE"] == "Connections"
+        assert values["DOCUMENTS_TABLE"] == "Documents"
+        assert values["FANOUT_QUEUE_URL"] == refs["FanoutQueue"]
+        assert values["PHASES"] == "view,edit,review"
+        assert values["PRESENCE_TTL_SECONDS"] == "60"
+        assert values["DOCUMENT_FIELDS"] == "slug,title,abstract,image"
+        assert values["FANOUT_PAGE_SIZE"] == "1000"
+        assert values["POWERTOOLS_SERVICE_NAME"] == "realtime"
+        assert values["POWERTOOLS_METRICS_NAMESPACE"] == "ServerlessRealtime"
+        assert values["POWERTOOLS_LOG_LEVEL"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+        assert values["JWT_SECRET_ARN"] == values["ALLOWED_ORIGINS"] == ""
+
+
+def test_no_secret_literal_and_no_custom_endpoint_variable() -> None:
+    text = TEMPLATE_PATH.read_text(encoding="utf-8")
+    assert not re.search(r"^\s*JWT_SECRET\s*:", text, re.MULTILINE), "never a JWT_SECRET literal"
+    for spec in SPECS.values():
+        for name in spec["Environment"]:
+            assert "ENDPOINT_URL" not in name and not re.search(r"DYNAMO.*(ENDPOINT|HOST|URL)", name), name
+
+
+def test_parameters() -> None:
+    params = TEMPLATE["Parameters"]
+    defaults = parameter_defaults(TEMPLATE)
+    for name in ("StageName", "JwtSecretArn", "JwtIssuer", "JwtAudience", "JwksUrl", "AllowedOrigins",
+                 "Phases", "PresenceTtlSeconds", "DocumentFields", "FanoutPageSize", "LogLevel",
+                 "ThrottlingBurstLimit", "ThrottlingRateLimit"):
+        assert name in params, name
+    assert defaults["StageName"] == "prod"
+    assert defaults["JwtSecretArn"] == ""
+    assert defaults["Phases"] == "view,edit,review"
+    assert defaults["PresenceTtlSeconds"] == "60"
+    assert defaults["DocumentFields"] == "slug,title,abstract,image"
+    assert defaults["FanoutPageSize"] == "1000"
+    assert int(defaults["ThrottlingBurstLimit"]) > 0 and float(defaults["ThrottlingRateLimit"]) > 0
+    pattern = params["JwtSecretArn"]["AllowedPattern"]
+    assert re.fullmatch(pattern, "") and re.fullmatch(pattern, SECRET_ARN)
+    assert not re.fullmatch(pattern, "my-secret-value")
+
+
+def test_websocket_api_and_routes() -> None:
+    routes = websocket_routes(TEMPLATE)
+    assert routes["route_selection_expression"] == "$request.body.action"
+    assert routes["routes"] == {
+        "$connect": "ConnectFunction", "$disconnect": "DisconnectFunction", "$default": "MessageFunction"}
+    assert routes["stage_name"] == {"Ref": "StageName"}
+    api = props(routes["api"])
+    assert resource(routes["api"])["Type"] == "AWS::Serverless::WebSocketApi"
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingBurstLimit": {"Ref": "ThrottlingBurstLimit"},
+        "ThrottlingRateLimit": {"Ref": "ThrottlingRateLimit"},
+    }
+    assert "Auth" not in api, "tokens are verified by the $connect function (protocol v1)"
+
+
+def test_sweep_schedule() -> None:
+    events = SPECS["DisconnectFunction"]["Events"]
+    schedules = [e for e in events.values() if e["Type"] in ("Schedule", "ScheduleV2")]
+    assert len(schedules) == 1
+    assert schedules[0]["Properties"]["Schedule" if schedules[0]["Type"] == "Schedule"
+                                      else "ScheduleExpression"] == "rate(1 minute)"
+    assert schedules[0]["Properties"].get("Enabled", True) is True
+    for name in ("ConnectFunction", "MessageFunction"):
+        assert not SPECS[name]["Events"], f"{name} is invoked by API Gateway only"
+
+
+def test_notifier_event_sources_and_queues() -> None:
+    events = SPECS["NotifyFunction"]["Events"]
+    stream = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
+    assert len(stream) == 1
+    stream = stream[0]
+    assert stream["Stream"] == {"Fn::GetAtt": ["DocumentsTable", "StreamArn"]}
+    assert stream["StartingPosition"] == "LATEST"
+    assert 1 <= stream["BatchSize"] <= 1000
+    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert stream["BisectBatchOnFunctionError"] is True
+    assert 0 <= stream["MaximumRetryAttempts"] <= 10
+    assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 86400
+    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["NotifyFailureQueue", "Arn"]}
+
+    sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
+    assert len(sqs) == 1
+    sqs = sqs[0]
+    assert sqs["Queue"] == {"Fn::GetAtt": ["FanoutQueue", "Arn"]}
+    assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= sqs["BatchSize"] <= 10
+
+    fanout = props("FanoutQueue")
+    assert fanout["VisibilityTimeout"] >= 6 * SPECS["NotifyFunction"]["Timeout"]
+    assert fanout["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]}
+    assert 1 <= fanout["RedrivePolicy"]["maxReceiveCount"] <= 10
+    for name in ("FanoutQueue", "FanoutDeadLetterQueue", "NotifyFailureQueue"):
+        assert resource(name)["Type"] == "AWS::SQS::Queue"
+        assert props(name).get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props(name)
+    # Dead letters outlive the messages they keep.
+    for name in ("FanoutDeadLetterQueue", "NotifyFailureQueue"):
+        assert props(name)["MessageRetentionPeriod"] >= fanout.get("MessageRetentionPeriod", 345600)
+
+
+def test_outputs() -> None:
+    refs, getatt, conditions = local_values()
+    outputs = {name: resolve(out["Value"], refs, getatt, conditions) for name, out in TEMPLATE["Outputs"].items()}
+    base = f"{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
+    assert outputs["WebSocketUrl"] == f"wss://{base}"
+    assert outputs["ManagementApiEndpoint"] == f"https://{base}"
+    assert outputs["ConnectionsCallbackUrl"] == f"https://{base}/@connections"
+    assert outputs["ConnectionsTableName"] == "Connections"
+    assert outputs["DocumentsTableName"] == "Documents"
+    assert outputs["DocumentsTableArn"] == table_arn("Documents")
+    assert outputs["FanoutQueueUrl"] == refs["FanoutQueue"]
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+def _handler_env() -> dict[str, str]:
+    refs, getatt, conditions = local_values()
+    env = {k: str(v) for k, v in resolve(SPECS["ConnectFunction"]["Environment"], refs, getatt, conditions).items()}
+    env.update({
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+        "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_METRICS_DISABLED": "1",
+    })
+    return env
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_handler_is_importable_from_the_repository(logical_id: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = SPECS[logical_id]
+    path = ROOT / spec["CodeUri"] / (spec["Handler"].rpartition(".")[0] + ".py")
+    assert path.is_file(), f"{logical_id}: {path.relative_to(ROOT)} is missing"
+    for name, value in _handler_env().items():
+        monkeypatch.setenv(name, value)
+    with mock_aws():
+        module = importlib.import_module(spec["Module"])
+    handler = getattr(module, spec["HandlerFunction"], None)
+    assert callable(handler), f"{spec['Module']} has no callable {spec['HandlerFunction']}"
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_handler_imports_in_the_lambda_layout(logical_id: str, tmp_path: Path) -> None:
+    """In Lambda the function's CodeUri is the code root and the layer is on sys.path;
+    the repository root is not. Import `app` exactly that way, in a fresh interpreter."""
+    spec = SPECS[logical_id]
+    code_root = ROOT / spec["CodeUri"]
+    handler_module, _, handler_function = spec["Handler"].rpartition(".")
+    assert (code_root / f"{handler_module}.py").is_file(), f"{logical_id}: handler file missing"
+    env = {**os.environ, **_handler_env(),
+           "PYTHONPATH": os.pathsep.join([str(code_root), str(ROOT / "layers/common")])}
+    env.pop("PYTHONSAFEPATH", None)
+    probe = (
+        "import importlib, sys\n"
+        f"module = importlib.import_module({handler_module!r})\n"
+        f"assert callable(getattr(module, {handler_function!r}, None)), 'no handler'\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('functions', 'devtools', 'tests', 'moto'))\n"
+        "assert not bad, f'imports outside the Lambda package: {bad}'\n"
+    )
+    result = subprocess.run([sys.executable, "-P", "-c", probe], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------- IAM
+
+
+def _statements(logical_id: str, **parameters: str) -> list[dict]:
+    """Every statement of a function's own policies (SAM Policies or its explicit Role),
+    resolved to strings, with Action and Resource as lists."""
+    refs, getatt, conditions = local_values(**parameters)
+    spec = SPECS[logical_id]
+    documents: list = []
+    role = spec["Role"]
+    if role is not None:
+        role_id = role["Fn::GetAtt"][0]
+        role_props = props(role_id)
+        assert not role_props.get("ManagedPolicyArns"), f"{role_id}: managed policies are not scoped"
+        documents += [p["PolicyDocument"] for p in resolve(role_props.get("Policies") or [], refs, getatt, conditions)]
+    for policy in resolve(spec["Policies"] or [], refs, getatt, conditions):
+        assert isinstance(policy, dict) and set(policy) == {"Statement"}, (
+            f"{logical_id}: use inline Statements, not SAM policy templates or managed policies: {policy!r}")
+        documents.append(policy)
+    statements = []
+    for document in documents:
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert "NotAction" not in statement and "NotResource" not in statement
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            statements.append({"Action": actions, "Resource": resources})
+    return statements
+
+
+def _grants(statements: list[dict]) -> dict[str, set[str]]:
+    """action -> resources."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements:
+        for action in statement["Action"]:
+            grants.setdefault(action, set()).update(statement["Resource"])
+    return grants
+
+
+def _management_arns() -> set[str]:
+    return {f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/{verb}/@connections/*"
+            for verb in ("POST", "GET", "DELETE")}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_iam_least_privilege(logical_id: str) -> None:
+    connections, documents = table_arn("Connections"), table_arn("Documents")
+    allowed_dynamodb = {connections, connections + "/index/*", documents, documents + "/index/*",
+                        documents + "/stream/*"}
+    grants = _grants(_statements(logical_id))
+    for action, resources in grants.items():
+        assert "*" not in action.split(":", 1)[1] or action.startswith("xray:"), f"wildcard action {action}"
+        if not action.startswith("xray:"):
+            assert all("*" != r and not r.endswith(":*:*") for r in resources), f"{action} on {resources}"
+        if action.startswith("dynamodb:"):
+            assert resources <= allowed_dynamodb, f"{action} on {resources - allowed_dynamodb}"
+        service = action.split(":")[0]
+        assert service in ("dynamodb", "execute-api", "sqs", "logs", "xray", "secretsmanager"), action
+
+    # The management API: exactly this API's stage, the three verbs.
+    assert grants.get("execute-api:ManageConnections") == _management_arns()
+    assert [a for a in grants if a.startswith("execute-api:")] == ["execute-api:ManageConnections"]
+
+    # Connections table: items and indexes, never a Scan (fan-out and removal are Queries).
+    assert connections + "/stream/*" not in set().union(*grants.values())
+    assert connections not in grants.get("dynamodb:Scan", set())
+    assert {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= {
+        a for a, r in grants.items() if connections in r}
+    assert connections + "/index/*" in grants["dynamodb:Query"]
+    # Documents are written by other services, never by this backend.
+    for action, resources in grants.items():
+        if documents in resources:
+            assert action in ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"), action
+    if "dynamodb:Scan" in grants:
+        assert logical_id == "MessageFunction", "only the documents snapshot scans (the documents table)"
+
+    # Every broadcaster may queue fan-out pages.
+    fanout = queue_arn("Fanout")
+    if logical_id in BROADCASTERS:
+        assert grants.get("sqs:SendMessage", set()) >= {fanout}
+    sqs_resources = set().union(*(r for a, r in grants.items() if a.startswith("sqs:")))
+    assert sqs_resources <= {fanout, queue_arn("NotifyFailure")}
+
+    # The token secret: nobody without the parameter.
+    assert not any(a.startswith("secretsmanager:") for a in grants)
+
+
+def test_iam_secret_read_only_when_configured() -> None:
+    for logical_id in FUNCTIONS:
+        grants = _grants(_statements(logical_id, JwtSecretArn=SECRET_ARN))
+        secret = {a: r for a, r in grants.items() if a.startswith("secretsmanager:")}
+        if logical_id == "ConnectFunction":
+            assert secret == {"secretsmanager:GetSecretValue": {SECRET_ARN}}
+        else:
+            assert not secret, f"{logical_id} never verifies tokens"
+
+
+def test_iam_notifier_reads_only_its_stream_and_queue() -> None:
+    grants = _grants(_statements("NotifyFunction"))
+    stream = table_arn("Documents") + "/stream/*"
+    for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                   "dynamodb:ListStreams"):
+        assert grants[action] == {stream}, action
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
+        assert grants[action] == {queue_arn("Fanout")}, action
+    assert grants["sqs:SendMessage"] == {queue_arn("Fanout"), queue_arn("NotifyFailure")}
+    assert grants["logs:PutLogEvents"] == {f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/realtime/notify:*"}
+    for logical_id in set(FUNCTIONS) - {"NotifyFunction"}:
+        other = _grants(_statements(logical_id))
+        assert not any(a in other for a in ("dynamodb:GetRecords", "sqs:ReceiveMessage")), logical_id
+
+
+def test_functions_with_pull_event_sources_have_explicit_roles() -> None:
+    """SAM attaches AWSLambdaDynamoDBExecutionRole / AWSLambdaSQSQueueExecutionRole (every
+    stream and queue in the account: Resource "*") to the roles it generates for functions with
+    stream or queue events. Such functions need their own, scoped role."""
+    for logical_id, spec in SPECS.items():
+        pull = [e for e in spec["Events"].values() if e["Type"] in ("DynamoDB", "Kinesis", "SQS", "MSK", "MQ")]
+        if pull:
+            assert spec["Role"] is not None, logical_id
+            assert not spec["Policies"], f"{logical_id}: Policies are ignored with an explicit Role"
+
+
+# --------------------------------------------------------------------------- SAM CLI
+
+
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _python312() -> str | None:
+    found = shutil.which("python3.12")
+    if found:
+        return found
+    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
+    return candidates[-1] if candidates else None
+
+
+@pytest.fixture(scope="module")
+def sam_env() -> dict:
+    """`sam` from PATH plus a python3.12 for `sam build`; skip without them, fail under CI."""
+    sam = shutil.which("sam")
+    python = _python312()
+    missing = [what for what, found in (("the SAM CLI (`sam` on PATH)", sam), ("python3.12", python)) if not found]
+    if missing:
+        message = f"missing {' and '.join(missing)}: run `make test`, which installs the SAM CLI into .venv-sam"
+        if _ci():
+            pytest.fail(f"CI is set: {message}")
+        pytest.skip(message)
+    env = {**os.environ, "SAM_CLI_TELEMETRY": "0", "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", REGION),
+           "PATH": os.pathsep.join([str(Path(python).parent), os.environ.get("PATH", "")])}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)
+    return {"sam": sam, "python": python, "env": env}
+
+
+@pytest.mark.sam
+def test_sam_validate_lint_reports_nothing(sam_env: dict) -> None:
+    result = subprocess.run([sam_env["sam"], "validate", "--lint", "--template", str(TEMPLATE_PATH)],
+                            cwd=ROOT, env=sam_env["env"], capture_output=True, text=True, timeout=600)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert lines == [f"{TEMPLATE_PATH} is a valid SAM Template"], output
+
+
+@pytest.mark.sam
+def test_sam_build_succeeds(sam_env: dict, tmp_path: Path) -> None:
+    had_aws_sam = (ROOT / ".aws-sam").exists()
+    build_dir = tmp_path / "build"
+    result = subprocess.run(
+        [sam_env["sam"], "build", "--build-dir", str(build_dir), "--template", "template.yaml"],
+        cwd=ROOT, env=sam_env["env"], capture_output=True, text=True, timeout=1800)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "Build Succeeded" in output
+    assert had_aws_sam or not (ROOT / ".aws-sam").exists(), "sam build left .aws-sam in the repository"
+    layer = build_dir / "CommonLayer" / "python"
+    assert (layer / "realtime" / "__init__.py").is_file()
+    assert (layer / "aws_lambda_powertools").is_dir() and (layer / "jwt").is_dir()
+    for logical_id, spec in SPECS.items():
+        assert (build_dir / logical_id / spec["Handler"].rpartition(".")[0]).with_suffix(".py").is_file()
+
+
+_TRANSLATE = """
+import json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+class NoManagedPolicies:
+    def load(self):
+        return {}
+
+template = yaml_parse(open(sys.argv[1]).read())
+for res in template["Resources"].values():
+    properties = res.get("Properties") or {}
+    if res["Type"] == "AWS::Serverless::Function":
+        properties["CodeUri"] = "s3://bucket/function.zip"
+    if res["Type"] == "AWS::Serverless::LayerVersion":
+        properties["ContentUri"] = "s3://bucket/layer.zip"
+params = {"JwtSecretArn": sys.argv[2]}
+print(json.dumps(transform(template, params, NoManagedPolicies())))
+"""
+
+
+def _sam_python(sam: str) -> str:
+    """The interpreter the `sam` script runs on (it holds samtranslator)."""
+    first = Path(sam).read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    if first.startswith("#!") and "python" in first:
+        return first[2:].strip().split()[0]
+    return str(Path(sam).parent / "python")
+
+
+@pytest.mark.sam
+@pytest.mark.parametrize("secret_arn", ["", SECRET_ARN])
+def test_sam_expanded_template_is_least_privilege(sam_env: dict, secret_arn: str) -> None:
+    """What SAM generates (roles, permissions, the ApiGatewayV2 resources), checked after the transform."""
+    result = subprocess.run([_sam_python(sam_env["sam"]), "-c", _TRANSLATE, str(TEMPLATE_PATH), secret_arn],
+                            cwd=ROOT, env=sam_env["env"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-5000:]
+    resources = json.loads(result.stdout)["Resources"]
+
+    allowed_managed = {"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                       "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess"}
+    roles = {lid: r for lid, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    assert set(roles) == {f"{name}Role" for name in FUNCTIONS}
+    for logical_id, role in roles.items():
+        assert set(role["Properties"].get("ManagedPolicyArns", [])) <= allowed_managed, logical_id
+        for policy in role["Properties"].get("Policies", []):
+            if "Fn::If" in policy:
+                condition, policy, _ = policy["Fn::If"]
+                assert condition == "HasJwtSecretArn"
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                targets = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+                if any(not a.startswith("xray:") for a in actions):
+                    assert "*" not in targets, f"{logical_id}: {actions} on *"
+
+    by_type: dict[str, list[str]] = {}
+    for lid, r in resources.items():
+        by_type.setdefault(r["Type"], []).append(lid)
+    # The SAM WebSocketApi keeps its logical id on the AWS::ApiGatewayV2::Api it expands to,
+    # so `!Ref RealtimeApi` in the environment and policies is the API id.
+    assert by_type["AWS::ApiGatewayV2::Api"] == ["RealtimeApi"]
+    api = resources["RealtimeApi"]["Properties"]
+    assert api["ProtocolType"] == "WEBSOCKET" and api["RouteSelectionExpression"] == "$request.body.action"
+    assert sorted(resources[lid]["Properties"]["RouteKey"] for lid in by_type["AWS::ApiGatewayV2::Route"]) == [
+        "$connect", "$default", "$disconnect"]
+    (stage,) = by_type["AWS::ApiGatewayV2::Stage"]
+    stage = resources[stage]["Properties"]
+    assert stage["StageName"] == {"Ref": "StageName"} and stage["AutoDeploy"] is True
+    assert set(stage["DefaultRouteSettings"]) >= {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
+    mappings = [resources[lid]["Properties"] for lid in by_type["AWS::Lambda::EventSourceMapping"]]
+    assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == ["DocumentsTable", "FanoutQueue"]
+    assert len(by_type["AWS::Events::Rule"]) == 1
