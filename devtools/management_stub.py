@@ -314,7 +314,8 @@ class ManagementStub:
     async def start_async(self) -> None:
         self._server = web.Server(self._handle, access_log=None,
                                   keepalive_timeout=self.keepalive_timeout)
-        self._runner = web.ServerRunner(self._server, access_log=None, handle_signals=False)
+        self._runner = web.ServerRunner(self._server, access_log=None, handle_signals=False,
+                                       shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024, reuse_address=True)
         await site.start()
