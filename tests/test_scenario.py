@@ -88,3 +88,17 @@ def test_two_tabs_in_one_phase_show_the_user_once(gateway: ApiGateway) -> None:
     assert gw.last(watcher, "document")["phases"]["view"] == [{"user": "bob", "name": "Bob"}]
     gw.disconnect(tabs[1])
     assert gw.last(watcher, "document")["phases"]["view"] == []
+
+
+def test_slugs_with_separators_stay_apart(gateway: ApiGateway) -> None:
+    gw = gateway
+    for slug in ("a", "a#b", "a%23b"):
+        gw.put_document(slug, slug.upper())
+    watcher = gw.login("wes")
+    for slug in ("a", "a#b", "a%23b"):
+        gw.send(watcher, {"action": "subscribe", "stream": "document", "document": slug})
+    amy = gw.login("amy", "Amy")
+    gw.send(amy, {"action": "enter", "document": "a#b", "phase": "view"})
+    rosters = {f["payload"]["document"]: f["payload"]["phases"]["view"]
+               for f in gw.frames(watcher) if f["stream"] == "document"}
+    assert rosters == {"a": [], "a#b": [{"user": "amy", "name": "Amy"}], "a%23b": []}
