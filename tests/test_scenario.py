@@ -47,7 +47,8 @@ def test_reference_scenario(gateway: ApiGateway) -> None:
     edit = [{"user": "alice", "name": "Alice"}]
     assert [f["stream"] for f in replies] == ["documents", "ack"]  # her own list shows it, then the ack
     assert replies[1]["payload"] == {"id": "e1"}
-    assert gw.last(bob, "document") == {"document": "roadmap", "phases": {"view": [], "edit": edit, "review": []}}
+    assert gw.last(bob, "document") == {"document": "roadmap", "title": "Roadmap",
+                                        "phases": {"view": [], "edit": edit, "review": []}}
     for cid in (bob, carol):
         update = gw.last(cid, "documents")
         assert update == {"documents": [{"document": "roadmap", "title": "Roadmap",

@@ -29,7 +29,11 @@ SQS_BATCH_LIMIT = 10
 
 
 class Delivery(Protocol):
-    """What each member of a group receives."""
+    """What each member of a group receives.
+
+    A delivery may also define `drop_after(member) -> bool`: members for whom it is true
+    leave the group once their frame is sent (a reader who lost access to a document).
+    """
 
     kind: str
 
@@ -176,7 +180,7 @@ class Broadcaster:
 
     def send(self, group: str, delivery: Delivery) -> BroadcastReport:
         members, more = self.groups.first_page(group, self.page_size)
-        report = self._deliver(members, delivery)
+        report = self._deliver(group, members, delivery)
         if more is None:
             return report
         ranges = self.groups.ranges(group, self.page_size, after=more)
@@ -191,18 +195,22 @@ class Broadcaster:
         """Deliver one queued range (the queue consumer's work)."""
         report = BroadcastReport()
         for members in self.groups.pages(page.group, self.page_size, within=page):
-            report.add(self._deliver(members, delivery))
+            report.add(self._deliver(page.group, members, delivery))
         return report
 
-    def _deliver(self, members: list[Member], delivery: Delivery) -> BroadcastReport:
+    def _deliver(self, group: str, members: list[Member], delivery: Delivery) -> BroadcastReport:
         report = BroadcastReport()
         messages: list[tuple[str, bytes]] = []
+        drop_after = getattr(delivery, "drop_after", None)
+        dropped: list[str] = []
         for member in members:
             frame = delivery.frame_for(member)
             if frame is None:
                 report.skipped += 1
             else:
                 messages.append((member.connection_id, frame))
+            if drop_after is not None and drop_after(member):
+                dropped.append(member.connection_id)
         if messages:
             result = self.sender.send_many(messages)
             report.sent += result.sent
@@ -210,4 +218,6 @@ class Broadcaster:
             report.failed += len(result.failed)
             for connection_id in result.failed:
                 logger.warning("delivery failed after retries", extra={"recipient": connection_id})
+        for connection_id in dropped:  # after their last frame from this group
+            self.groups.discard(connection_id, group)
         return report

@@ -194,7 +194,7 @@ class Realtime:
             document = self._readable(connection, request.document)
             self.groups.add(connection, keys.document_group(document.slug))
             roster = self.presence.roster(document.slug, self.clock())
-            self._reply(cid, self._document_frame(document.slug, roster))
+            self._reply(cid, self._document_frame(document, roster))
         else:
             if connection.anonymous:
                 raise ProtocolError(protocol.UNAUTHENTICATED, "sign in to receive notifications", request.id)
@@ -265,8 +265,9 @@ class Realtime:
         return protocol.encode_frame(protocol.DOCUMENTS, {"documents": entries, "full": full})
 
     @staticmethod
-    def _document_frame(slug: str, roster: Roster) -> bytes:
-        return protocol.encode_frame(protocol.DOCUMENT, {"document": slug, "phases": roster})
+    def _document_frame(document: Document, roster: Roster) -> bytes:
+        return protocol.encode_frame(protocol.DOCUMENT,
+                                     {"document": document.slug, "title": document.title, "phases": roster})
 
     def _reply(self, connection_id: str, frame: bytes) -> None:
         from realtime.sender import ConnectionGone, SendError
@@ -328,7 +329,7 @@ class Realtime:
         access = access_of(document)
         roster = self.presence.roster(slug, self.clock())
         report.add(self.broadcaster.send(keys.document_group(slug),
-                                         FrameDelivery(self._document_frame(slug, roster), access)))
+                                         FrameDelivery(self._document_frame(document, roster), access)))
         entry = {"document": slug, "title": document.title, "phases": roster}
         report.add(self.broadcaster.send(keys.DOCUMENTS_GROUP,
                                          FrameDelivery(self._documents_frame([entry], full=False), access)))
