@@ -14,7 +14,7 @@ from realtime.events import APIGatewayWebSocketEvent, management_endpoint
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

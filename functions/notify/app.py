@@ -41,7 +41,7 @@ def on_page(record: SQSRecord) -> None:
     logger.debug("page delivered", extra={"sent": report.sent})
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
