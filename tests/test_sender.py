@@ -442,3 +442,116 @@ def test_stub_gone_response_shape(stub):
     assert info.value.code == 410
     assert info.value.headers["x-amzn-ErrorType"] == "GoneException"
     assert json.loads(info.value.read()) == {"message": None}
+
+
+# -- the HTTP client's framing and TLS ------------------------------------------------------------
+async def _raw_server(answers):
+    """A raw asyncio server answering each request with the next bytes of `answers`."""
+
+    async def handle(reader, writer):
+        try:
+            while answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":")[1])
+                await reader.readexactly(length)
+                answer = answers.pop(0)
+                writer.write(answer)
+                await writer.drain()
+                if b"Connection: close" in answer:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+def test_http_client_framing():
+    from realtime.http import HTTPClient
+
+    answers = [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n",
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nabc",
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nuntil close",
+        b"HTTP/1.1 410 Gone\r\nContent-Length: 17\r\nx-amzn-ErrorType: GoneException\r\n\r\n{\"message\":null}\n",
+    ]
+
+    async def main():
+        server = await _raw_server(answers)
+        port = server.sockets[0].getsockname()[1]
+        client = HTTPClient("http", "127.0.0.1", port, f"127.0.0.1:{port}")
+        got = [await client.request("POST", "/@connections/a", "", b"x", 2.0) for _ in range(5)]
+        await client.aclose()
+        server.close()
+        return got, client.connections_opened
+
+    got, opened = asyncio.run(main())
+    assert [(s, b) for s, _, b in got] == [
+        (200, b"hello world"), (201, b"abc"), (204, b""), (200, b"until close"), (410, b'{"message":null}\n'),
+    ]
+    assert got[4][1]["x-amzn-errortype"] == "GoneException"
+    assert opened == 2  # kept alive until the read-until-close answer
+
+
+def test_http_client_tls(tmp_path):
+    """HTTPS with certificate verification (API Gateway is always HTTPS)."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from realtime.http import HTTPClient
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_file, key_file)
+    client_ctx = ssl.create_default_context(cafile=str(cert_file))
+    answers = [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"] * 3
+
+    async def main():
+        async def handle(reader, writer):
+            while answers:
+                try:
+                    await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(1)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    break
+                writer.write(answers.pop(0))
+                await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        good = HTTPClient("https", "localhost", port, f"localhost:{port}", ssl_context=client_ctx)
+        got = [await good.request("POST", "/@connections/a", "", b"x", 2.0) for _ in range(2)]
+        # without trusting the self-signed certificate, the handshake must fail
+        bad = HTTPClient("https", "localhost", port, f"localhost:{port}")
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await bad.request("POST", "/@connections/a", "", b"x", 2.0)
+        await good.aclose()
+        server.close()
+        return got, good.connections_opened
+
+    got, opened = asyncio.run(main())
+    assert [(s, b) for s, _, b in got] == [(200, b"ok"), (200, b"ok")]
+    assert opened == 1

@@ -1,17 +1,18 @@
 """A small asyncio HTTP/1.1 keep-alive client for one host (the management API).
 
-Why not aiohttp (measured here, ``python -m bench fanout --compare-aiohttp`` and
+Why not aiohttp (measured on this 2-core machine, ``python -m bench fanout``, figures in
 ``docs/performance.md``):
 
-* Cold start: ``import aiohttp`` costs about 160 ms in a fresh Python 3.12 process on
-  this machine (``python -X importtime``), more than half of ``import boto3``; this module
-  needs only ``asyncio`` and ``ssl``, which Python imports anyway for botocore's TLS.
-  aiohttp is not in the layer's runtime requirements and would add ~5 MB to it.
-* Throughput: the sender is CPU bound (one core per process). With the same signer and
-  the same worker pool, this client delivers more signed posts/s than aiohttp's
-  ``ClientSession`` against the local stub (the benchmark prints both), because it does
-  only what this API needs: no cookie jar, no redirects, no URL objects, one parse of a
-  small response.
+* Cold start: ``import aiohttp`` costs 155-200 ms in a fresh Python 3.12 process, more than
+  half of ``import boto3`` (~300 ms); ``import realtime.sender`` (this module, ``asyncio``,
+  ``ssl``) costs ~50 ms. aiohttp is not in the layer's runtime requirements either.
+* CPU per message, which is what caps a Lambda's single core: with the *same* signer and
+  worker pool, aiohttp's ``ClientSession`` spent ~150 us of client CPU per signed post and
+  reached 2,600-7,900 posts/s (median ~4,800) against the stub with 10 ms latency, i.e. it
+  misses or barely meets the 5,000/s target; ``realtime.sender`` on this client spent
+  ~52 us per post and delivered ~9,500/s (median), as fast as unsigned aiohttp, the stub
+  being the limit. aiohttp does much more than this API needs: cookie jar, redirects, URL
+  objects, tracing hooks, a general response parser.
 
 What it does: one pool of keep-alive connections (HTTP or HTTPS with certificate checks)
 to a single origin, LIFO reuse, at most ``max_idle`` kept idle. Responses are parsed with
