@@ -1,0 +1,212 @@
+"""The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS).
+
+`MotoServer` is moto's `ThreadedMotoServer` with one difference that matters for a clean
+shutdown: it remembers the sockets its request threads serve, so `stop()` can close
+keep-alive connections that boto3 clients still hold and join every thread it started.
+`LocalAws` creates the template's tables and queues under local names and seeds documents.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from werkzeug.serving import ThreadedWSGIServer
+
+from devtools import template as tpl
+from devtools.stack.events import ACCOUNT, REGION
+
+log = logging.getLogger("devtools.stack")
+
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}
+
+SAMPLE_DOCUMENTS: list[dict[str, Any]] = [
+    {"slug": "welcome", "title": "Welcome", "abstract": "Start here: what this demo shows.",
+     "image": "/static/welcome.png", "visibility": "public", "owner": "alice"},
+    {"slug": "roadmap", "title": "Roadmap", "abstract": "What comes next.",
+     "image": "", "visibility": "public", "owner": "bob"},
+    {"slug": "release-notes", "title": "Release notes", "abstract": "Every change, newest first.",
+     "image": "", "owner": "alice"},  # no visibility: public
+    {"slug": "design-review", "title": "Design review", "abstract": "Private to Alice and Bob.",
+     "image": "", "visibility": "private", "owner": "alice", "readers": ["bob"]},
+    {"slug": "alice-notes", "title": "Alice's notes", "abstract": "Only Alice may read these.",
+     "image": "", "visibility": "private", "owner": "alice", "readers": []},
+]
+
+
+class _TrackingServer(ThreadedWSGIServer):
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.live_sockets: set[socket.socket] = set()
+        self.live_threads: set[threading.Thread] = set()
+        self._track_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(target=self._serve, args=(request, client_address),
+                                  name="moto-request", daemon=True)
+        with self._track_lock:
+            self.live_sockets.add(request)
+            self.live_threads.add(thread)
+        thread.start()
+
+    def _serve(self, request: Any, client_address: Any) -> None:
+        try:
+            self.process_request_thread(request, client_address)
+        finally:
+            with self._track_lock:
+                self.live_sockets.discard(request)
+                self.live_threads.discard(threading.current_thread())
+
+    def close_all(self, timeout: float = 5.0) -> None:
+        with self._track_lock:
+            sockets, threads = list(self.live_sockets), list(self.live_threads)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for thread in threads:
+            thread.join(timeout)
+
+
+class MotoServer:
+    """moto's server on `host:port` (0 picks a free port), in a thread of this process."""
+
+    def __init__(self, host: str, port: int) -> None:
+        from moto.moto_server.werkzeug_app import (
+            DomainDispatcherApplication,
+            MotoRequestHandler,
+            create_backend_app,
+        )
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = _TrackingServer(host, port, app, MotoRequestHandler)
+        self.host, self.port = self._server.server_address[:2]
+        self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server",
+                                        kwargs={"poll_interval": 0.1}, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.host}]" if ":" in str(self.host) else self.host
+        return f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def reset(self) -> None:
+        """Forget every resource (moto's state is process-wide: a new stack starts empty)."""
+        request = urllib.request.Request(f"{self.endpoint}/moto-api/reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - our own loopback server
+            pass
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._server.close_all()
+        self._thread.join(5)
+
+
+def _kebab(logical_id: str, suffix: str) -> str:
+    base = logical_id[: -len(suffix)] if logical_id.endswith(suffix) and logical_id != suffix else logical_id
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", base).lower()
+
+
+class LocalAws:
+    """The template's tables and queues on a moto endpoint, under `{name}-...` names."""
+
+    def __init__(self, endpoint: str, template: Mapping[str, Any], name: str) -> None:
+        self.endpoint = endpoint
+        self.template = template
+        self.name = name
+        self.tables: dict[str, str] = {}        # logical id -> table name
+        self.table_arns: dict[str, str] = {}
+        self.stream_arns: dict[str, str] = {}   # logical id -> latest stream ARN
+        self.queues: dict[str, str] = {}        # logical id -> queue URL
+        self.queue_arns: dict[str, str] = {}
+        self._clients: list[Any] = []
+
+    def client(self, service: str) -> Any:
+        client = boto3.client(service, endpoint_url=self.endpoint, region_name=REGION,
+                              aws_access_key_id="local", aws_secret_access_key="local",
+                              config=Config(retries={"max_attempts": 2, "mode": "standard"}))
+        self._clients.append(client)
+        return client
+
+    def create(self) -> None:
+        ddb = self.client("dynamodb")
+        names = {lid: f"{self.name}-{_kebab(lid, 'Table')}"
+                 for lid in tpl.resources_of_type(self.template, tpl.TABLE_TYPE)}
+        tpl.create_tables(ddb, self.template, names)
+        for lid, table in names.items():
+            description = ddb.describe_table(TableName=table)["Table"]
+            self.tables[lid] = table
+            self.table_arns[lid] = description["TableArn"]
+            if description.get("LatestStreamArn"):
+                self.stream_arns[lid] = description["LatestStreamArn"]
+        self._create_queues()
+
+    def _create_queues(self) -> None:
+        sqs = self.client("sqs")
+        queues = tpl.resources_of_type(self.template, "AWS::SQS::Queue")
+        for lid, resource in queues.items():
+            props = resource.get("Properties") or {}
+            attributes = {k: str(props[k]) for k in ("VisibilityTimeout", "MessageRetentionPeriod",
+                                                     "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+                          if k in props and not isinstance(props[k], dict)}
+            name = f"{self.name}-{_kebab(lid, 'Queue')}"
+            url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+            self.queues[lid] = url
+            self.queue_arns[lid] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+        for lid, resource in queues.items():
+            redrive = (resource.get("Properties") or {}).get("RedrivePolicy")
+            if not redrive:
+                continue
+            resolved = tpl.resolve(redrive, refs={}, getatt=self.getatt())
+            sqs.set_queue_attributes(QueueUrl=self.queues[lid],
+                                     Attributes={"RedrivePolicy": json.dumps(resolved)})
+
+    def getatt(self) -> dict[str, str]:
+        values = {}
+        for lid, arn in self.table_arns.items():
+            values[f"{lid}.Arn"] = arn
+        for lid, arn in self.stream_arns.items():
+            values[f"{lid}.StreamArn"] = arn
+        for lid, arn in self.queue_arns.items():
+            values[f"{lid}.Arn"] = arn
+            values[f"{lid}.QueueName"] = arn.rsplit(":", 1)[1]
+        return values
+
+    def refs(self) -> dict[str, str]:
+        return {**self.tables, **self.queues}
+
+    def seed(self, documents_logical_id: str = "DocumentsTable",
+             documents: list[dict[str, Any]] | None = None) -> int:
+        from boto3.dynamodb.types import TypeSerializer
+
+        table = self.tables.get(documents_logical_id)
+        if table is None:
+            return 0
+        serializer = TypeSerializer()
+        ddb = self.client("dynamodb")
+        items = SAMPLE_DOCUMENTS if documents is None else documents
+        for item in items:
+            ddb.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in item.items()})
+        return len(items)
+
+    def close(self) -> None:
+        for client in self._clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001
+                pass
+        self._clients.clear()

@@ -1,0 +1,113 @@
+"""The demo page's web server: `client/` (static), `GET /dev/token`, `GET /dev/config`.
+
+`/dev/token?user=<id>&name=<display name>` answers `{"token": "<JWT>"}`, an HS256 token
+signed with the local secret (1 hour). It exists only in the local stack.
+`/dev/config` (JSON) and `/dev/config.js` (`window.REALTIME_CONFIG = {...}`) tell the page
+where the WebSocket endpoint is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+TOKEN_LIFETIME = 3600
+
+PLACEHOLDER = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>serverless-realtime (local)</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
+code{background:#f3f3f3;padding:0 .25rem}</style></head>
+<body>
+<h1>serverless-realtime, running locally</h1>
+<p>The demo page (<code>client/index.html</code>) is not there yet; this placeholder connects
+to the local WebSocket endpoint so you can see the stack working.</p>
+<p>Connection: <strong data-testid="connection-state" id="state">connecting</strong> &middot;
+signed-in users online: <strong data-testid="users-count" id="users">?</strong></p>
+<p>Sign in as someone with <code>?user=alice&amp;name=Alice</code> in this page's URL.</p>
+<pre id="log" style="background:#f7f7f7;padding:.5rem;max-height:20rem;overflow:auto"></pre>
+<script>
+(async () => {
+  const cfg = await (await fetch("/dev/config")).json();
+  const params = new URLSearchParams(location.search);
+  let url = cfg.websocket;
+  if (params.get("user")) {
+    const q = new URLSearchParams({user: params.get("user"), name: params.get("name") || params.get("user")});
+    const {token} = await (await fetch("/dev/token?" + q)).json();
+    url += "?token=" + encodeURIComponent(token);
+  }
+  const ws = new WebSocket(url);
+  const log = (line) => { const el = document.getElementById("log"); el.textContent = line + "\\n" + el.textContent; };
+  ws.onopen = () => {
+    document.getElementById("state").textContent = "open";
+    ws.send(JSON.stringify({action: "subscribe", stream: "users", id: 1}));
+    ws.send(JSON.stringify({action: "subscribe", stream: "documents", id: 2}));
+    setInterval(() => ws.send(JSON.stringify({action: "heartbeat"})), 25000);
+  };
+  ws.onclose = (e) => { document.getElementById("state").textContent = "closed " + e.code; };
+  ws.onmessage = (e) => {
+    log(e.data);
+    const frame = JSON.parse(e.data);
+    if (frame.stream === "users") document.getElementById("users").textContent = frame.payload.users;
+  };
+})();
+</script>
+</body></html>
+"""
+
+
+def mint_token(secret: str, user: str, name: str | None = None, lifetime: int = TOKEN_LIFETIME) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {"sub": user, "iat": now, "exp": now + lifetime}
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, Any]]) -> web.Application:
+    app = web.Application()
+
+    async def token(request: web.Request) -> web.Response:
+        user = (request.query.get("user") or "").strip()
+        if not user or len(user) > 128:
+            return web.json_response({"error": "give ?user=<id> (and optionally &name=<display name>)"}, status=400)
+        name = (request.query.get("name") or "").strip() or None
+        return web.json_response({"token": mint_token(secret, user, name)},
+                                 headers={"Cache-Control": "no-store"})
+
+    async def config_json(request: web.Request) -> web.Response:
+        return web.json_response(config(), headers={"Cache-Control": "no-store"})
+
+    async def config_js(request: web.Request) -> web.Response:
+        body = f"window.REALTIME_CONFIG = {json.dumps(config())};\n"
+        return web.Response(text=body, content_type="application/javascript", headers={"Cache-Control": "no-store"})
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        page = client_dir / "index.html"
+        if page.is_file():
+            return web.FileResponse(page, headers={"Cache-Control": "no-cache"})
+        return web.Response(text=PLACEHOLDER, content_type="text/html")
+
+    async def static(request: web.Request) -> web.StreamResponse:
+        relative = request.match_info["path"]
+        root = client_dir.resolve()
+        target = (root / relative).resolve()
+        if root not in target.parents and target != root:
+            raise web.HTTPNotFound()
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            raise web.HTTPNotFound()
+        return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
+
+    app.router.add_get("/dev/token", token)
+    app.router.add_get("/dev/config", config_json)
+    app.router.add_get("/dev/config.js", config_js)
+    app.router.add_get("/", index)
+    app.router.add_get("/{path:.+}", static)
+    return app
