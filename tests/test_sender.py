@@ -555,3 +555,15 @@ def test_http_client_tls(tmp_path):
     got, opened = asyncio.run(main())
     assert [(s, b) for s, _, b in got] == [(200, b"ok"), (200, b"ok")]
     assert opened == 1
+
+
+def test_states_of_ended_threads_are_disposed(stub, make_sender):
+    stub.accept_all = True
+    s = make_sender()
+    t = threading.Thread(target=lambda: s.send_many([("a", b"x")]))
+    t.start()
+    t.join()
+    (old,) = s._states  # noqa: SLF001
+    assert not old.loop.is_closed()
+    s.send_many([("b", b"y")])  # a new thread state: the dead thread's one is closed
+    assert old.loop.is_closed() and old not in s._states  # noqa: SLF001

@@ -8,6 +8,8 @@ A sync API over asyncio (Lambda handlers are sync):
   stack may call handlers from several worker threads at once, each gets its own loop.
   Called from a thread where an event loop is already *running* (async code), the work
   runs on a small helper thread instead of failing;
+* the iterable is pulled on the sender's loop, so a generator that blocks (a DynamoDB page)
+  pauses the sending meanwhile; keep pages modest (``FANOUT_PAGE_SIZE``);
 * at most ``concurrency`` requests in flight: ``concurrency`` workers pull messages
   *lazily* from the iterable (a generator paging DynamoDB is fine), so memory is bounded
   by ``concurrency``, not by the audience;
@@ -40,6 +42,7 @@ import random
 import re
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Optional
 from urllib.parse import urlsplit
@@ -105,12 +108,24 @@ class _Frozen:
 
 
 class _ThreadState:
-    __slots__ = ("loop", "client", "lock", "__weakref__")
+    __slots__ = ("loop", "client", "lock", "owner", "__weakref__")
 
     def __init__(self, client: HTTPClient) -> None:
         self.loop = asyncio.new_event_loop()
         self.client = client
         self.lock = threading.Lock()
+        self.owner = weakref.ref(threading.current_thread())
+
+    def owner_alive(self) -> bool:
+        t = self.owner()
+        return t is not None and t.is_alive()
+
+    def dispose(self) -> None:
+        """Close the pool and the loop (only when no one can be running it)."""
+        with self.lock:
+            if not self.loop.is_closed():
+                self.loop.run_until_complete(self.client.aclose())
+                self.loop.close()
 
 
 class Sender:
@@ -211,10 +226,7 @@ class Sender:
 
         def cleanup() -> None:
             for st in states:
-                with st.lock:
-                    if not st.loop.is_closed():
-                        st.loop.run_until_complete(st.client.aclose())
-                        st.loop.close()
+                st.dispose()
 
         t = threading.Thread(target=cleanup, name="sender-close")
         t.start()
@@ -251,7 +263,13 @@ class Sender:
                                 max_idle=self.concurrency)
             st = _ThreadState(client)
             with self._states_lock:
+                # States of threads that have ended (a pool that replaced its workers):
+                # close their sockets and loops instead of leaking them.
+                dead = [old for old in self._states if not old.owner_alive()]
+                self._states = [old for old in self._states if old.owner_alive()]
                 self._states.append(st)
+            for old in dead:
+                old.dispose()
             self._local.state = st
         return st
 
