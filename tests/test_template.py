@@ -560,7 +560,7 @@ def test_iam_least_privilege(logical_id: str) -> None:
 
 # Every function builds the token verifier at cold start (realtime.runtime.app), so every one
 # reads the secret. Once only $connect builds it, shrink this to {"ConnectFunction"}.
-SECRET_READERS = set(FUNCTIONS)
+SECRET_READERS = {"ConnectFunction"}  # only $connect verifies tokens
 
 
 def test_iam_secret_read_only_when_configured() -> None:

@@ -78,7 +78,7 @@ class Realtime:
         documents: Documents,
         broadcaster: Broadcaster,
         sender: Sender,
-        verifier: TokenVerifier,
+        verifier: TokenVerifier | Callable[[], TokenVerifier],
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -90,9 +90,16 @@ class Realtime:
         self.documents = documents
         self.broadcaster = broadcaster
         self.sender = sender
-        self.verifier = verifier
+        self._verifier = verifier
         self.telemetry: Telemetry = telemetry or CountingTelemetry()
         self.clock = clock
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """Built on first use: only `$connect` verifies tokens (and may read the secret)."""
+        if not isinstance(self._verifier, TokenVerifier):
+            self._verifier = self._verifier()
+        return self._verifier
 
     # ---- lifecycle -------------------------------------------------------------------
 

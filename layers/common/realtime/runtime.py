@@ -7,6 +7,7 @@ without any variable of our own. Everything below it takes its clients as argume
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -53,13 +54,13 @@ def verifier() -> TokenVerifier:
 @lru_cache(maxsize=4)
 def app(endpoint: str) -> Realtime:
     """The application for one management endpoint (one per container in practice)."""
-    return build(settings(), dynamodb=_clients()["dynamodb"], verifier=verifier(),
+    return build(settings(), dynamodb=_clients()["dynamodb"], verifier=verifier,
                  sender=Sender.from_session(endpoint, concurrency=settings().send_concurrency),
                  sqs=boto3.client("sqs", region_name=settings().region) if settings().fanout_queue_url else None,
                  telemetry=PowertoolsTelemetry(metrics))
 
 
-def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier, sender: Sender,
+def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable[[], TokenVerifier], sender: Sender,
           sqs: Any = None, telemetry: Any = None) -> Realtime:
     """Wire the application from explicit parts (tests and the local stack call this directly)."""
     table = config.connections_table
