@@ -9,6 +9,8 @@
   route takes (and no `$default`) with `{"message": "Forbidden", ...}`.
 - Frames of one connection are handled in order, one at a time (on AWS they may overlap;
   ordered delivery makes local runs reproducible). Connections run concurrently.
+- No permessage-deflate is negotiated, so the frame limit applies to
+  what is on the wire.
 - The limits: frames over `max_frame_bytes` and messages over `max_message_bytes` close
   the connection with 1009; no client frame for `idle_timeout` or a connection older than
   `max_connection` closes it with 1001 ("Going away"). Then `$disconnect` runs with
@@ -180,9 +182,9 @@ class Gateway:
         self._watchdog = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
-        tick = max(0.05, min(1.0, self.limits.idle_timeout / 4, self.limits.max_connection / 4))
         while True:
-            await asyncio.sleep(tick)
+            # Read each round: tests may swap `limits` on a running gateway.
+            await asyncio.sleep(max(0.05, min(1.0, self.limits.idle_timeout / 4, self.limits.max_connection / 4)))
             now = time.monotonic()
             for conn in list(self.connections.values()):
                 if conn.server_close is not None:
@@ -255,7 +257,7 @@ class Gateway:
             for name in list(accept_headers):
                 if name.lower() == "sec-websocket-protocol":
                     protocols = (accept_headers.pop(name),)
-            ws = web.WebSocketResponse(protocols=protocols, autoping=True, heartbeat=None,
+            ws = web.WebSocketResponse(protocols=protocols, autoping=True, heartbeat=None, compress=False,
                                        max_msg_size=self.limits.max_message_bytes + 1)
             for name, value in accept_headers.items():
                 ws.headers[name] = value

@@ -405,6 +405,7 @@ class Stack:
         if self._loop_thread is not None:
             self._loop_thread.join(10)
         if self._loop is not None and not self._loop.is_running():
+            self._loop.run_until_complete(self._loop.shutdown_default_executor())
             self._loop.close()
         self.functions.shutdown()
         _close_runtime()
