@@ -99,7 +99,7 @@ def test_persistent_500_fails_after_max_attempts_others_delivered(stub, make_sen
     assert report.gone == []
     assert stub.count("bad") == 3
     warnings = [r for r in handler.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and getattr(warnings[0], "connection_id") == "bad"
+    assert len(warnings) == 1 and getattr(warnings[0], "recipient") == "bad"
     text = " ".join(r.getMessage() + repr(r.__dict__) for r in handler.records)
     assert TEST_TOKEN not in text and "test/secret+key" not in text
 

@@ -215,9 +215,7 @@ class Broadcaster:
             result = self.sender.send_many(messages)
             report.sent += result.sent
             report.gone.extend(result.gone)
-            report.failed += len(result.failed)
-            for connection_id in result.failed:
-                logger.warning("delivery failed after retries", extra={"recipient": connection_id})
+            report.failed += len(result.failed)  # the sender logged each one
         for connection_id in dropped:  # after their last frame from this group
             self.groups.discard(connection_id, group)
         return report

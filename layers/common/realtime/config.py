@@ -58,7 +58,7 @@ class Settings:
     document_fields: tuple[str, ...] = DEFAULT_DOCUMENT_FIELDS
     fanout_page_size: int = 1000
     fanout_queue_url: str = ""
-    send_concurrency: int = 64
+    send_concurrency: int = 128  # requests in flight per sender (docs/performance.md)
     region: str = "us-east-1"
     max_frame_bytes: int = 8192
 
@@ -87,7 +87,7 @@ class Settings:
             document_fields=_split(env.get("DOCUMENT_FIELDS")) or DEFAULT_DOCUMENT_FIELDS,
             fanout_page_size=_int(env, "FANOUT_PAGE_SIZE", 1000),
             fanout_queue_url=env.get("FANOUT_QUEUE_URL", ""),
-            send_concurrency=_int(env, "SEND_CONCURRENCY", 64),
+            send_concurrency=_int(env, "SEND_CONCURRENCY", 128),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
         )
         if settings.jwt_secret and len(settings.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:

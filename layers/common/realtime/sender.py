@@ -137,7 +137,7 @@ class Sender:
         *,
         region: str,
         credentials: "botocore.credentials.Credentials | None",
-        concurrency: int = 64,
+        concurrency: int = 128,
         max_attempts: int = 4,
         timeout: float = 3.0,
         backoff_base: float = 0.05,
@@ -311,7 +311,7 @@ class Sender:
                     report.failed.append(connection_id)
                     logger.warning(
                         "post to connection failed: %s", reason,
-                        extra={"connection_id": connection_id, "status": status},
+                        extra={"recipient": connection_id, "status": status},
                     )
 
         # Start workers one by one as messages keep coming, up to `concurrency`.
