@@ -11,7 +11,7 @@ from typing import Any
 
 from realtime import runtime
 from realtime.config import ConfigurationError
-from realtime.events import APIGatewayWebSocketEvent, management_endpoint
+from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
@@ -25,6 +25,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ws = APIGatewayWebSocketEvent(event)
     request = ws.request_context
     logger.append_keys(connection_id=request.connection_id, route=request.route_key)
+    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
     app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
     app.disconnect(request.connection_id)
     logger.info("disconnected", extra={"status": request.disconnect_status_code,

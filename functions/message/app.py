@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime import runtime
-from realtime.events import APIGatewayWebSocketEvent, management_endpoint
+from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
@@ -21,6 +21,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ws = APIGatewayWebSocketEvent(event)
     request = ws.request_context
     logger.append_keys(connection_id=request.connection_id, route=request.route_key)
+    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
     app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
     app.receive(request.connection_id, event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
     return {"statusCode": 200}
