@@ -38,5 +38,16 @@ test-fast: venv
 bench: venv
 	$(PY) -m bench
 
+# The whole backend locally, WebSockets included (sam local cannot serve WebSocket APIs):
+# moto's DynamoDB/Streams/SQS on :5000, the API Gateway stand-in on :3001, the demo page on
+# :8000 (DEV_HOST, DEV_*_PORT and JWT_SECRET override; see devtools/stack/config.py).
+dev: venv
+	$(PY) -m devtools.stack
+
+# Rewrite events/*.json (the sam local invoke samples) from devtools/stack/sample_events.py.
+.PHONY: sample-events
+sample-events: venv
+	$(PY) -m devtools.stack.sample_events
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                         stream=sys.stderr)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable is enabled")
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
     stop = threading.Event()

@@ -86,8 +86,10 @@ class Client:
         return frame["payload"]
 
     async def subscribe(self, stream: str, **extra: Any) -> dict[str, Any]:
-        """Subscribe; returns the snapshot frame (or the error frame) and consumes the ack."""
+        """Subscribe; returns the snapshot frame (the ack for `notifications`) or the error frame."""
         rid = await self.request(action="subscribe", stream=stream, **extra)
+        if stream == "notifications":  # no snapshot: the ack (or an error) is the answer
+            return await self.until(lambda f: f.get("stream") in ("ack", "error") and f["payload"].get("id") == rid)
         answer = await self.until(
             lambda f: (f.get("stream") == "error" and f["payload"].get("id") == rid)
             or (f.get("stream") == stream and _is_snapshot(stream, f["payload"], extra)))
