@@ -2,7 +2,11 @@
 # Both set up what they need first (virtual environments, packages), so they work on a
 # fresh machine.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.12 || command -v python3)
+# Lambda runs python3.12: prefer it (pyenv keeps one under its versions folder; its shim
+# fails unless selected), fall back to whatever python3 the machine has.
+PYTHON ?= $(shell for p in $$(ls -d $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) python3.12 python3; do \
+	"$$p" -c 'import sys' >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
+PYTHON_DIR := $(dir $(PYTHON))
 VENV := .venv
 SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
@@ -14,8 +18,8 @@ all: test
 
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r layers/common/requirements.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r layers/common/requirements.txt -e '.[dev]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -23,14 +27,14 @@ venv: $(VENV)/.installed
 # The SAM CLI lives in its own environment: its pinned dependencies would fight moto's.
 $(SAM_VENV)/.installed:
 	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet aws-sam-cli==1.170.0
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
 	touch $@
 
 sam: $(SAM_VENV)/.installed
 
 test: venv sam
-	PATH="$(CURDIR)/$(SAM_VENV)/bin:$$PATH" $(PY) -m pytest
+	PATH="$(CURDIR)/$(SAM_VENV)/bin:$(PYTHON_DIR):$$PATH" $(PY) -m pytest
 
 test-fast: venv
 	$(PY) -m pytest -m "not sam"
