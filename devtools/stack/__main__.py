@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="POWERTOOLS_DEV environment variable is enabled")
     warnings.filterwarnings("ignore", message="No application metrics to publish")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
 
     stop = threading.Event()
 

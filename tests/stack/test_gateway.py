@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import urllib.request
 
 import boto3
@@ -159,7 +160,7 @@ def test_idle_timeout_closes_with_1001_and_runs_disconnect(stack):
             for _ in range(int(WAIT / 0.01)):
                 if calls:
                     break
-                asyncio.run(asyncio.sleep(0.01))
+                time.sleep(0.01)
     finally:
         stack.gateway.limits = saved
     assert code == 1001
