@@ -265,3 +265,21 @@ def test_dev_token_and_page(stack):
             return json.loads(await asyncio.wait_for(ws.recv(), WAIT))
 
     assert run(scenario()) == {"stream": "ack", "payload": {"id": 1}}
+
+
+def test_tokens_never_reach_the_logs(stack, capsys, caplog):
+    token = stack.token("olga", "Olga")
+
+    async def scenario():
+        async with websockets.connect(stack.url(token), open_timeout=WAIT) as ws:
+            await ws.send(json.dumps({"action": "heartbeat", "id": 1}))
+            return json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+
+    caplog.set_level("DEBUG")
+    assert run(scenario()) == {"stream": "ack", "payload": {"id": 1}}
+    captured = capsys.readouterr()
+    signature = token.rsplit(".", 1)[1]
+    # Everything the stack and the handlers logged (the test's own client logs its request line).
+    server_logs = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("websockets.client"))
+    assert "[ConnectFunction $connect " in server_logs  # the handshake was logged, tagged
+    assert signature not in captured.out + captured.err + server_logs
