@@ -141,11 +141,18 @@ def test_fragmented_message_within_limits_reaches_the_handler(stack):
 
 
 def test_idle_timeout_closes_with_1001_and_runs_disconnect(stack):
-    calls = []
+    connects, calls = [], []
+    original_connect = stack.functions.functions["ConnectFunction"].handler
     original = stack.functions.functions["DisconnectFunction"].handler
 
+    def recording_connect(event, context):
+        connects.append(event["requestContext"]["connectionId"])
+        return original_connect(event, context)
+
     def recording(event, context):
-        calls.append(event["requestContext"])
+        # Only this test's connection: a previous test's socket may still be disconnecting.
+        if event["requestContext"]["connectionId"] in connects:
+            calls.append(event["requestContext"])
         return original(event, context)
 
     async def scenario():
@@ -155,7 +162,8 @@ def test_idle_timeout_closes_with_1001_and_runs_disconnect(stack):
     saved = stack.gateway.limits
     stack.gateway.limits = Limits(idle_timeout=0.3)
     try:
-        with stack.functions.override("DisconnectFunction", recording):
+        with stack.functions.override("ConnectFunction", recording_connect), \
+                stack.functions.override("DisconnectFunction", recording):
             code = run(scenario())
             for _ in range(int(WAIT / 0.01)):
                 if calls:
@@ -164,6 +172,7 @@ def test_idle_timeout_closes_with_1001_and_runs_disconnect(stack):
     finally:
         stack.gateway.limits = saved
     assert code == 1001
+    assert len(connects) == 1
     assert calls and calls[0]["disconnectStatusCode"] == 1001 and calls[0]["eventType"] == "DISCONNECT"
 
 
