@@ -9,7 +9,6 @@ from typing import Any
 
 from realtime import runtime
 from realtime.auth import AuthError
-from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
@@ -18,11 +17,8 @@ logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    ws = APIGatewayWebSocketEvent(event)
+    ws, app = runtime.websocket(event)
     request = ws.request_context
-    logger.append_keys(connection_id=request.connection_id, route=request.route_key)
-    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
-    app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
     try:
         identity = app.connect(request.connection_id, query=event.get("queryStringParameters"),
                                headers=event.get("headers"), connected_at_ms=request.connected_at)

@@ -11,7 +11,6 @@ from typing import Any
 
 from realtime import runtime
 from realtime.config import ConfigurationError
-from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
@@ -22,11 +21,8 @@ logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if "requestContext" not in event:
         return sweep()
-    ws = APIGatewayWebSocketEvent(event)
+    ws, app = runtime.websocket(event)
     request = ws.request_context
-    logger.append_keys(connection_id=request.connection_id, route=request.route_key)
-    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
-    app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
     app.disconnect(request.connection_id)
     logger.info("disconnected", extra={"status": request.disconnect_status_code,
                                        "reason": request.disconnect_reason})

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from realtime import runtime
-from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 
 logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 
@@ -18,10 +17,7 @@ logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    ws = APIGatewayWebSocketEvent(event)
+    ws, app = runtime.websocket(event)
     request = ws.request_context
-    logger.append_keys(connection_id=request.connection_id, route=request.route_key)
-    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
-    app = runtime.app(management_endpoint(runtime.settings().websocket_endpoint, ws))
     app.receive(request.connection_id, event.get("body"), is_base64=bool(event.get("isBase64Encoded")))
     return {"statusCode": 200}

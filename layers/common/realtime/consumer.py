@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from realtime import keys, protocol
 from realtime.auth import AuthError, Identity, TokenVerifier, authenticate
@@ -23,10 +23,8 @@ from realtime.documents import Document, Documents
 from realtime.groups import Groups
 from realtime.presence import Held, Presence, Roster
 from realtime.protocol import ProtocolError, Request
+from realtime.sender import ConnectionGone, Sender, SendError
 from realtime.telemetry import CountingTelemetry, Telemetry
-
-if TYPE_CHECKING:
-    from realtime.sender import Sender
 
 logger = logging.getLogger(__name__)
 
@@ -277,8 +275,6 @@ class Realtime:
                                      {"document": document.slug, "title": document.title, "phases": roster})
 
     def _reply(self, connection_id: str, frame: bytes) -> None:
-        from realtime.sender import ConnectionGone, SendError
-
         try:
             self.sender.send(connection_id, frame)
         except ConnectionGone:

@@ -22,6 +22,7 @@ from realtime.connections import Connections
 from realtime.consumer import Realtime
 from realtime.counter import UserCounter
 from realtime.documents import Documents
+from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 from realtime.groups import Groups
 from realtime.presence import Presence
 from realtime.sender import Sender
@@ -78,3 +79,12 @@ def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable
         verifier=verifier,
         telemetry=telemetry,
     )
+
+
+def websocket(event: dict[str, Any]) -> tuple[APIGatewayWebSocketEvent, Realtime]:
+    """What every WebSocket handler does first: tag the logs, log the event (redacted), find the app."""
+    ws = APIGatewayWebSocketEvent(event)
+    request = ws.request_context
+    logger.append_keys(connection_id=request.connection_id, route=request.route_key)
+    logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
+    return ws, app(management_endpoint(settings().websocket_endpoint, ws))
