@@ -12,6 +12,7 @@ import sys
 BENCHMARKS = {
     "fanout": "bench.fanout",  # the sender against boto3 and a raw client (issues 3 and 6)
     "coldstart": "bench.coldstart",  # fresh interpreters per function against import boto3 + 2 clients
+    "dynamodb": "bench.dynamodb",  # DynamoDB requests and capacity per operation against the data model's minimum
 }
 
 
