@@ -57,7 +57,10 @@ class Presence:
                 ":c": {"S": connection.connection_id}, ":u": {"S": connection.user_id or ""},
                 ":n": {"S": connection.name or connection.user_id or ""},
             },
-            ReturnValues="UPDATED_OLD",
+            # ALL_OLD, not UPDATED_OLD: a refresh within the same second leaves `expires`
+            # unchanged, and UPDATED_OLD may then omit it (moto does), which would look like
+            # a new presence and re-broadcast an unchanged roster on every frame.
+            ReturnValues="ALL_OLD",
         )
         old = response.get("Attributes", {}).get("expires")
         return old is None or int(old["N"]) <= now
