@@ -1,0 +1,223 @@
+"""Invariants of the connections table, checked after every fuzz example and fault run.
+
+`key_problems` checks every item's key against the layout in docs/data-model.md;
+`consistency_problems` checks that the counter, the user items, the connection records and
+the presence items agree with one another; `live_problems` checks them against the sockets
+that are really open (what API Gateway, here the @connections stand-in, knows).
+Each returns a list of human-readable problems: empty means the invariant holds.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from realtime import keys
+from realtime.dynamo import from_item
+
+CONNECTIONS = "connections"
+PHASES = ("view", "edit", "review")
+#: API Gateway connection ids: base64 of random bytes (the tests and the local stack use the same shape).
+CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
+ENCODED = re.compile(r"^[A-Za-z0-9_.~%-]+$")
+FIXED_GROUPS = {keys.USERS_GROUP, keys.DOCUMENTS_GROUP, keys.NOTIFICATIONS_GROUP}
+
+
+def scan(client: Any, table: str = CONNECTIONS) -> list[dict[str, Any]]:
+    """Every item (typed), following pagination: a test-only Scan."""
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        response = client.scan(**kwargs)
+        items.extend(response.get("Items", []))
+        if not response.get("LastEvaluatedKey"):
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def _encoded_slug_problem(encoded: str) -> str | None:
+    if not ENCODED.match(encoded):
+        return f"encoded slug {encoded!r} holds characters outside the unreserved set"
+    slug = keys.decode(encoded)
+    if keys.encode(slug) != encoded:
+        return f"encoded slug {encoded!r} is not the canonical encoding of {slug!r}"
+    try:
+        keys.valid_slug(slug)
+    except keys.InvalidKey as exc:
+        return f"encoded slug {encoded!r} decodes to an invalid slug: {exc}"
+    return None
+
+
+def _token_problem(token: str, phases: tuple[str, ...]) -> str | None:
+    encoded, sep, phase = token.rpartition(keys.SEP)
+    if not sep or keys.SEP in encoded:
+        return f"presence token {token!r} is not <encoded slug>#<phase>"
+    if phase not in phases:
+        return f"presence token {token!r} names an unknown phase"
+    return _encoded_slug_problem(encoded)
+
+
+def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHASES) -> list[str]:
+    """Every key against the layout of docs/data-model.md."""
+    problems: list[str] = []
+    for item in items:
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        values = from_item(item)
+        where = f"({pk!r}, {sk!r})"
+
+        def bad(text: str) -> None:
+            problems.append(f"{where}: {text}")
+
+        if pk == keys.COUNTER_PK:
+            if sk != keys.COUNTER_SK or set(values) - {"pk", "sk", "n"} or not isinstance(values.get("n"), int):
+                bad("not a counter item")
+        elif pk == keys.USERS_PK:
+            if not sk or any(ord(ch) < 32 for ch in sk):
+                bad("bad user id")
+            for conn in values.get("conns", ()):
+                if not CONNECTION_ID.match(conn):
+                    bad(f"bad connection id {conn!r} in conns")
+        elif pk == keys.PRESENCE_PK:
+            parts = sk.split(keys.SEP)
+            if len(parts) != 3:
+                bad("presence sort key is not <encoded slug>#<phase>#<conn>")
+                continue
+            encoded, phase, conn = parts
+            for problem in (_encoded_slug_problem(encoded),
+                            None if phase in phases else f"unknown phase {phase!r}",
+                            None if CONNECTION_ID.match(conn) else f"bad connection id {conn!r}",
+                            None if values.get("conn") == conn else "conn attribute differs from the key",
+                            None if values.get("doc") == keys.decode(encoded) else "doc attribute differs from the key",
+                            None if values.get("phase") == phase else "phase attribute differs from the key",
+                            None if values.get("ttl") == values.get("expires") else "ttl differs from expires"):
+                if problem:
+                    bad(problem)
+        elif pk.startswith("c" + keys.SEP):
+            conn = pk[2:]
+            if not CONNECTION_ID.match(conn):
+                bad(f"bad connection id {conn!r}")
+            if sk == keys.META:
+                if values.get("conn") != conn:
+                    bad("conn attribute differs from the key")
+                if values.get("sweep") not in keys.sweep_shards():
+                    bad(f"bad sweep shard {values.get('sweep')!r}")
+                for token in values.get("pres", ()):
+                    problem = _token_problem(token, phases)
+                    if problem:
+                        bad(problem)
+            elif sk.startswith("g" + keys.SEP):
+                group = sk[2:]
+                if values.get("grp") != group or values.get("gsk") != conn:
+                    bad("grp/gsk differ from the key")
+                if group.startswith(keys.DOCUMENT_GROUP_PREFIX):
+                    problem = _encoded_slug_problem(group[len(keys.DOCUMENT_GROUP_PREFIX):])
+                    if problem:
+                        bad(problem)
+                elif group not in FIXED_GROUPS:
+                    bad(f"unknown group {group!r}")
+            else:
+                bad("unknown sort key in a connection partition")
+        else:
+            bad("unknown partition")
+    return problems
+
+
+class Model:
+    """The table, read once and indexed."""
+
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        self.items = items
+        self.counter = 0
+        self.users: dict[str, set[str]] = {}
+        self.connections: dict[str, dict[str, Any]] = {}
+        self.memberships: dict[str, set[str]] = defaultdict(set)  # group -> connection ids
+        self.presence: list[dict[str, Any]] = []
+        for item in items:
+            pk, sk = item["pk"]["S"], item["sk"]["S"]
+            values = from_item(item)
+            if pk == keys.COUNTER_PK:
+                self.counter = int(values.get("n", 0))
+            elif pk == keys.USERS_PK:
+                self.users[sk] = set(values.get("conns", ()))
+            elif pk == keys.PRESENCE_PK:
+                self.presence.append(values)
+            elif sk == keys.META:
+                self.connections[pk[2:]] = values
+            elif sk.startswith("g" + keys.SEP):
+                self.memberships[values["grp"]].add(pk[2:])
+
+    @classmethod
+    def read(cls, client: Any) -> Model:
+        return cls(scan(client))
+
+    def live_rosters(self, now: float, phases: tuple[str, ...] = PHASES) -> dict[str, dict[str, list[str]]]:
+        """slug -> phase -> sorted distinct user ids, from presence items not yet expired."""
+        rosters: dict[str, dict[str, set[str]]] = defaultdict(lambda: {p: set() for p in phases})
+        for item in self.presence:
+            if int(item["expires"]) > now:
+                rosters[item["doc"]][item["phase"]].add(item["uid"])
+        return {slug: {p: sorted(users) for p, users in roster.items()} for slug, roster in rosters.items()}
+
+    def without(self, *attributes: str) -> list[tuple]:
+        """A comparable picture of the table, ignoring the named attributes (e.g. `seen`)."""
+        picture = []
+        for item in self.items:
+            values = from_item(item)
+            picture.append(tuple(sorted((k, repr(v)) for k, v in values.items() if k not in attributes)))
+        return sorted(picture)
+
+
+def consistency_problems(model: Model) -> list[str]:
+    """The counter, user items, connection records and presence items agree."""
+    problems: list[str] = []
+    counted = sum(1 for conns in model.users.values() if conns)
+    if model.counter != counted:
+        problems.append(f"counter is {model.counter} but {counted} users have connections")
+    for user, conns in model.users.items():
+        for conn in conns:
+            record = model.connections.get(conn)
+            if record is None or record.get("uid") != user:
+                problems.append(f"user {user!r} lists connection {conn!r} that is not theirs")
+    for conn, record in model.connections.items():
+        uid = record.get("uid")
+        if uid is not None and conn not in model.users.get(uid, set()):
+            problems.append(f"connection {conn!r} of {uid!r} is not counted")
+    for item in model.presence:
+        record = model.connections.get(item["conn"])
+        token = f"{keys.encode(item['doc'])}{keys.SEP}{item['phase']}"
+        if record is None:
+            problems.append(f"presence of unknown connection {item['conn']!r}")
+        elif token not in set(record.get("pres", ())):
+            problems.append(f"presence {token!r} not listed on connection {item['conn']!r}")
+        elif record.get("uid") != item["uid"] or not item["uid"]:
+            problems.append(f"presence {token!r} carries user {item['uid']!r}, not the connection's")
+    for conn, record in model.connections.items():
+        if record.get("uid") is None and record.get("pres"):
+            problems.append(f"anonymous connection {conn!r} holds presence")
+    for group, members in model.memberships.items():
+        for conn in members:
+            if conn not in model.connections:
+                problems.append(f"membership of unknown connection {conn!r} in {group!r}")
+    return problems
+
+
+def live_problems(model: Model, is_live: Callable[[str], bool]) -> list[str]:
+    """Against the sockets really open: the counter counts exactly the users with one."""
+    problems: list[str] = []
+    live_users = {r["uid"] for c, r in model.connections.items() if r.get("uid") is not None and is_live(c)}
+    if model.counter != len(live_users):
+        problems.append(f"counter is {model.counter}, {len(live_users)} users have a live connection")
+    ghosts = sorted(c for c in model.connections if not is_live(c))
+    if ghosts:
+        problems.append(f"records of closed connections: {ghosts}")
+    return problems
+
+
+def all_problems(client: Any, is_live: Callable[[str], bool] | None = None) -> list[str]:
+    model = Model.read(client)
+    problems = key_problems(model.items) + consistency_problems(model)
+    if is_live is not None:
+        problems += live_problems(model, is_live)
+    return problems
