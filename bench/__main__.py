@@ -13,6 +13,7 @@ BENCHMARKS = {
     "fanout": "bench.fanout",  # the sender against boto3 and a raw client (issues 3 and 6)
     "coldstart": "bench.coldstart",  # fresh interpreters per function against import boto3 + 2 clients
     "dynamodb": "bench.dynamodb",  # DynamoDB requests and capacity per operation against the data model's minimum
+    "latency": "bench.latency",  # end to end through the local stack: document write -> last permitted client
 }
 
 
