@@ -1,0 +1,228 @@
+"""Browser tests: the demo page in a real Chromium (Playwright, sync API) against the local
+stack in a child process (`StackProcess`) on free ports.
+
+Chromium is the machine's (Debian's `chromium` package, `CHROMIUM` to point elsewhere);
+Playwright never downloads a browser here. Without it: a failure under CI (`.ci/run`
+installs it), a skip with the reason elsewhere.
+
+Waits are bounded `expect(...)` calls; the only tight bound is the issue's "within a second"
+for presence (`PRESENCE_WITHIN_MS`, default 1000).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import pytest
+
+from devtools.stack.process import StackProcess
+from devtools.template import ROOT
+
+CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 15_000  # "eventually" on a loaded machine
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1100, "height": 720}
+
+
+def _chromium_or_fail() -> str:
+    path = CHROMIUM if os.path.isabs(CHROMIUM) else shutil.which(CHROMIUM)
+    if path and os.access(path, os.X_OK):
+        return path
+    message = (f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (apt-get install -y chromium) "
+               "or set CHROMIUM=/path/to/chromium")
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI is set: browser tests may not be skipped)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def playwright_instance() -> Iterator[Any]:
+    _chromium_or_fail()
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=WAIT_MS)
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_instance: Any) -> Iterator[Any]:
+    browser = playwright_instance.chromium.launch(executable_path=_chromium_or_fail(), args=CHROMIUM_ARGS,
+                                                  headless=True)
+    yield browser
+    browser.close()
+
+
+def start_stack(*, ws_port: int = 0, web_port: int = 0, aws_port: int = 0, secret: str | None = None) -> StackProcess:
+    env = {"JWT_SECRET": secret or secrets.token_urlsafe(48), "DEV_SEED": "1", "POWERTOOLS_LOG_LEVEL": "ERROR"}
+    return StackProcess(ws_port=ws_port, web_port=web_port, aws_port=aws_port, env=env).start()
+
+
+def ports(stack: StackProcess) -> dict[str, int]:
+    return {"ws_port": urlsplit(stack.ws_url).port, "web_port": urlsplit(stack.web_url).port,
+            "aws_port": urlsplit(stack.aws_endpoint).port}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[StackProcess]:
+    running = start_stack()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def dynamodb(stack: StackProcess) -> Any:
+    import boto3
+
+    return boto3.client("dynamodb", endpoint_url=stack.aws_endpoint, region_name="us-east-1",
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+def documents_table(stack: StackProcess) -> str:
+    return stack.tables["DocumentsTable"]
+
+
+def put_document(stack: StackProcess, slug: str, title: str, *, abstract: str = "", visibility: str = "public",
+                 owner: str = "system", readers: list[str] | None = None) -> None:
+    """What "another AWS service" does: write the documents table directly."""
+    item: dict[str, Any] = {"slug": {"S": slug}, "title": {"S": title}, "abstract": {"S": abstract},
+                            "image": {"S": ""}, "visibility": {"S": visibility}, "owner": {"S": owner}}
+    if readers:
+        item["readers"] = {"L": [{"S": r} for r in readers]}
+    dynamodb(stack).put_item(TableName=documents_table(stack), Item=item)
+
+
+def delete_document(stack: StackProcess, slug: str) -> None:
+    dynamodb(stack).delete_item(TableName=documents_table(stack), Key={"slug": {"S": slug}})
+
+
+def documents_route(stack: StackProcess) -> Any:
+    """`POST /dev/documents` and `DELETE /dev/documents/<slug>` for the demo's "another AWS
+    service" form: the stack's own route when it has one, else this adapter (boto3 from the
+    test process, the same write the stack would do)."""
+    import json
+
+    def handle(route: Any) -> None:
+        request = route.request
+        response = route.fetch()
+        if response.status not in (404, 405):
+            route.fulfill(response=response)
+            return
+        if request.method == "POST":
+            doc = json.loads(request.post_data or "{}")
+            put_document(stack, doc["slug"], doc.get("title") or doc["slug"], abstract=doc.get("abstract", ""),
+                         visibility=doc.get("visibility", "public"), owner=doc.get("owner") or "system",
+                         readers=doc.get("readers") or None)
+            route.fulfill(status=201, json={"written": doc["slug"], "adapter": "tests/browser"})
+        elif request.method == "DELETE":
+            slug = request.url.rsplit("/", 1)[1]
+            from urllib.parse import unquote
+
+            delete_document(stack, unquote(slug))
+            route.fulfill(status=200, json={"deleted": unquote(slug), "adapter": "tests/browser"})
+        else:
+            route.fulfill(response=response)
+
+    return handle
+
+
+@dataclass
+class User:
+    """One person: a browser context (its own cookies and storage) with the demo open."""
+
+    context: Any
+    page: Any
+    name: str
+
+    def testid(self, testid: str) -> Any:
+        return self.page.get_by_test_id(testid)
+
+    @property
+    def users_count(self) -> Any:
+        return self.testid("users-count")
+
+    @property
+    def state(self) -> Any:
+        return self.testid("connection-state")
+
+    def list_phase(self, slug: str, phase: str) -> Any:
+        return self.testid(f"doc-{slug}").get_by_test_id(f"phase-{phase}")
+
+    def page_phase(self, phase: str) -> Any:
+        return self.testid("doc-page").get_by_test_id(f"phase-{phase}")
+
+    def notifications(self, text: str | None = None) -> Any:
+        found = self.testid("notification")
+        return found.filter(has_text=text) if text else found
+
+    def close(self) -> None:
+        self.context.close()
+
+
+class People:
+    """Opens demo pages; closes whatever is still open at the end of the test."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.open: list[User] = []
+
+    def open_page(self, stack: StackProcess, user: str | None = None, name: str | None = None, *,
+                  hash: str = "", wait_open: bool = True) -> User:
+        from playwright.sync_api import expect
+
+        context = self.browser.new_context(viewport=VIEWPORT)
+        context.route("**/dev/documents**", documents_route(stack))
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        query = f"?{urlencode({'user': user, 'name': name or user})}" if user else ""
+        page.goto(f"{stack.web_url}/{query}{hash}")
+        person = User(context, page, name or user or "anonymous")
+        person.errors = errors  # type: ignore[attr-defined]
+        self.open.append(person)
+        if wait_open:
+            expect(person.state).to_have_text("open")
+            if user:
+                # Subscribed to notifications (writes after this reach the page).
+                expect(page.locator("body")).to_have_attribute("data-notifications", "on")
+        return person
+
+    def close_all(self) -> list[str]:
+        errors = []
+        for person in self.open:
+            errors += [f"{person.name}: {e}" for e in getattr(person, "errors", [])]
+            try:
+                person.context.close()
+            except Exception:  # noqa: BLE001 - already closed by the test
+                pass
+        self.open.clear()
+        return errors
+
+
+@pytest.fixture
+def people(browser: Any) -> Iterator[People]:
+    opened = People(browser)
+    yield opened
+    errors = opened.close_all()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+    """Screenshots for the README: written to docs/screenshots/ when missing or when
+    UPDATE_SCREENSHOTS=1 (so a plain test run leaves the tree clean), else to tmp_path."""
+    target = SCREENSHOTS / name
+    if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
+        target = tmp_path / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(target))
+    return target
