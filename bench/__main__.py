@@ -14,6 +14,7 @@ BENCHMARKS = {
     "coldstart": "bench.coldstart",  # fresh interpreters per function against import boto3 + 2 clients
     "dynamodb": "bench.dynamodb",  # DynamoDB requests and capacity per operation against the data model's minimum
     "latency": "bench.latency",  # end to end through the local stack: document write -> last permitted client
+    "cost": "bench.cost",  # dollars per million notifications and connection-minutes (after dynamodb: reuses its run)
 }
 
 

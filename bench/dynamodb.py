@@ -28,7 +28,6 @@ whose DynamoDB and SQS requests are counted too.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -48,7 +47,7 @@ if str(ROOT) not in sys.path:
 
 CONNECTIONS = "connections"
 DOCUMENTS = "documents"
-RESULTS = ROOT / ".bench" / "dynamodb.json"  # read by `python -m bench cost`
+LAST: dict[str, Any] = {}  # the last full run's figures in this process (`python -m bench cost` reads them)
 
 ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
@@ -516,9 +515,10 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
     text = markdown(rows, notif, quick)
     print()
     print(text)
+    if not quick:
+        LAST.clear()
+        LAST.update(result)
     if write_doc if write_doc is not None else not quick:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps(result, indent=1))
         update_doc("dynamodb", text, after="coldstart")
     return result
 

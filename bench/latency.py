@@ -33,9 +33,8 @@ import threading
 import time
 from typing import Any
 
-from bench.common import ROOT, measured_line, median, percentile, table, update_doc
+from bench.common import ROOT, measured_line, percentile, table, update_doc
 
-RESULTS = ROOT / ".bench" / "latency.json"
 
 
 # ---------------------------------------------------------------- the clients' process
@@ -304,8 +303,6 @@ def run(quick: bool = False, write_doc: bool | None = None, clients: int | None 
     print()
     print(text)
     if write_doc if write_doc is not None else not quick:
-        RESULTS.parent.mkdir(exist_ok=True)
-        RESULTS.write_text(json.dumps({k: v for k, v in r.items()}, indent=1, default=str))
         update_doc("latency", text, after="dynamodb")
     return r
 
@@ -341,7 +338,7 @@ def markdown(r: dict[str, Any], quick: bool) -> str:
     lines = [
         "## End-to-end latency through the local stack (`python -m bench latency`)",
         "",
-        measured_line(quick, f"`devtools.stack.StackProcess` (local API Gateway WebSocket, moto DynamoDB/Streams/SQS "
+        measured_line(quick, "`devtools.stack.StackProcess` (local API Gateway WebSocket, moto DynamoDB/Streams/SQS "
                              "in the same process, the stream polled every 100 ms, the real handlers on 32 worker "
                              "threads) in one process; the clients (`websockets`, one asyncio loop) in another; "
                              "documents written with boto3 from this one, one at a time, each timed from just before "
