@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from tests.browser.conftest import (
     People,
     delete_document,
+    dynamodb,
     ports,
     put_document,
     screenshot,
@@ -23,6 +24,23 @@ from tests.browser.conftest import (
 PHASES = ("view", "edit", "review")
 # The issue: presence badges appear "within a second of entering a phase".
 PRESENCE_WITHIN_MS = int(os.environ.get("PRESENCE_WITHIN_MS", "1000"))
+
+
+def live_connections(stack, user: str) -> int:
+    """Connections of `user` registered in the stack's connections table."""
+    client = dynamodb(stack)
+    pages = client.get_paginator("scan").paginate(
+        TableName=stack.tables["ConnectionsTable"], FilterExpression="sk = :meta AND uid = :uid",
+        ExpressionAttributeValues={":meta": {"S": "meta"}, ":uid": {"S": user}})
+    return sum(len(page["Items"]) for page in pages)
+
+
+def wait_for(condition, what: str, timeout: float = 15.0) -> None:
+    """A bounded wait for a condition outside the page (not a timing assertion)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
 
 
 def within(deadline: float) -> float:
@@ -218,3 +236,45 @@ def test_gateway_killed_and_restarted(browser, people: People, tmp_path):
         if second is not None:
             second.stop()
         first.stop()
+
+
+def test_proactive_renewal_never_flickers_presence(stack, people: People):
+    """The 2-hour renewal, brought forward: `reconnect()` on an open client opens the new
+    socket, replays on it, then closes the old one. The other user must never see Alice
+    leave, nor the counter drop."""
+    alice = people.open_page(stack, "alice", "Alice", hash="#/doc/welcome")
+    bob = people.open_page(stack, "bob", "Bob", hash="#/doc/welcome")
+    alice.testid("enter-edit").click()
+    expect(bob.page_phase("edit")).to_have_text("Alice")
+    expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice")
+    expect(bob.users_count).to_have_text("2")
+    # Bob's page records every moment Alice is missing or the counter is not 2.
+    bob.page.evaluate("""() => {
+        window.__flicker = [];
+        const check = () => {
+            const page = document.querySelector('[data-testid=doc-page] [data-testid=phase-edit]');
+            const badge = document.querySelector('[data-testid=doc-welcome] [data-testid=phase-edit]');
+            const users = document.querySelector('[data-testid=users-count]').textContent;
+            if (!page || !page.textContent.includes('Alice')) window.__flicker.push('page: ' + (page && page.textContent));
+            if (!badge || !badge.textContent.includes('Alice')) window.__flicker.push('list: ' + (badge && badge.textContent));
+            if (users !== '2') window.__flicker.push('users: ' + users);
+        };
+        new MutationObserver(check).observe(document.body, {subtree: true, childList: true, characterData: true});
+    }""")
+    alice.page.evaluate("""() => new Promise((resolve) => {
+        window.__renewed = false;
+        window.realtime.on('renewed', () => { window.__renewed = true; resolve(); });
+        window.__firstSocket = window.realtime.socket;
+        window.realtime.reconnect();
+    })""")
+    assert alice.page.evaluate("window.realtime.socket !== window.__firstSocket"), "no new socket"
+    expect(alice.state).to_have_text("open")
+    # Wait until the gateway has run the old socket's $disconnect (one connection of Alice's
+    # left in the table), then for a change made after it to reach Bob: any flicker the
+    # disconnect caused was rendered before that.
+    wait_for(lambda: live_connections(stack, "alice") == 1, "the old socket's $disconnect")
+    alice.testid("enter-review").click()
+    expect(bob.page_phase("review")).to_have_text("Alice")
+    assert bob.page.evaluate("window.__flicker") == []
+    expect(bob.page_phase("edit")).to_have_text("Alice")
+    expect(bob.users_count).to_have_text("2")
