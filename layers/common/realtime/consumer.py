@@ -144,7 +144,11 @@ class Realtime:
             logger.exception("frame failed")
             self.telemetry.count(f"Errors.{protocol.INTERNAL}")
             self._reply(connection_id, protocol.error(protocol.INTERNAL, "internal error", request_id))
-        self.publish(changes)
+        try:  # a second chance for changes a failed publish left over; the frame is answered already
+            self.publish(changes)
+        except Exception:
+            logger.exception("changes could not be published")
+            self.telemetry.count("PublishFailed")
 
     def disconnect(self, connection_id: str) -> None:
         """Remove the connection and everything it holds, and tell the others."""
@@ -168,6 +172,9 @@ class Realtime:
                 continue
             if record.expired(now) or self._is_gone(connection_id):
                 changes.merge(self.remove(connection_id))
+                # A `$disconnect` that died after uncounting the user never announced it:
+                # re-announce the counter whenever a signed-in connection is swept.
+                changes.counter |= record.user_id is not None
                 report.removed += 1
         for connection_id, held in self.presence.expired(now):
             self.presence.remove(connection_id, [held])
