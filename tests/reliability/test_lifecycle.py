@@ -1,0 +1,245 @@
+"""Connection lifecycles under races and lost events.
+
+- Random histories of connects, disconnects, *missed* disconnects, presence, heartbeats,
+  time passing and sweeps: after every step the table is consistent; after every sweep
+  nothing silent for more than PRESENCE_TTL_SECONDS survives, the counter equals the users
+  with a live socket and a watcher's rosters equal the live presence items.
+- Connects and disconnects of the same users racing on real threads against moto in
+  server mode (each DynamoDB request atomic, as in DynamoDB; the interleaving between
+  requests is the threads').
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.apigw import ApiGateway
+from tests.reliability import invariants
+from tests.reliability.conftest import fuzz_settings
+
+TTL = 60
+STATS = {"presence": 0}  # sanity: the histories do reach presence
+DOCS = ("d1", "d2")
+USERS = ("amy", "ben", "cat")
+
+_connect = st.tuples(st.just("connect"), st.sampled_from((*USERS, *USERS, None)))
+_enter = st.tuples(st.just("enter"), st.integers(0, 20), st.sampled_from(DOCS), st.sampled_from(("view", "edit")))
+ops = st.one_of(
+    _connect, _connect,
+    st.tuples(st.just("disconnect"), st.integers(0, 20)),
+    st.tuples(st.just("vanish"), st.integers(0, 20)),  # socket gone, $disconnect never called
+    _enter, _enter, _enter,
+    st.tuples(st.just("leave"), st.integers(0, 20), st.sampled_from(DOCS), st.sampled_from(("view", "edit"))),
+    st.tuples(st.just("heartbeat"), st.integers(0, 20)),
+    st.tuples(st.just("wait"), st.sampled_from((5, 30, 59, 61, 90))),
+    st.tuples(st.just("sweep")),
+)
+
+
+def roster_names(payload: dict) -> dict[str, list[str]]:
+    return {phase: sorted(e["user"] for e in entries) for phase, entries in payload["phases"].items()}
+
+
+@fuzz_settings(30)
+@given(steps=st.lists(ops, min_size=4, max_size=30))
+def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list[float], steps: list) -> None:
+    gw = gateway
+    # Start clean: the previous example's sockets close and its items go (a test-only reset).
+    for cid in list(gw.connected_at):
+        gw.stub.unregister(cid)
+        gw.connected_at.pop(cid, None)
+    for item in invariants.scan(gw.dynamodb):
+        gw.dynamodb.delete_item(TableName="connections", Key={"pk": item["pk"], "sk": item["sk"]})
+    clock[0] = 0.0
+    for slug in DOCS:
+        gw.put_document(slug, slug.upper())
+    watcher = gw.login("wes")
+    gw.send(watcher, {"action": "subscribe", "stream": "documents"})
+    mine: list[str] = []
+    seen: dict[str, float] = {}
+    vanished: set[str] = set()
+
+    def now() -> float:
+        return clock[0]
+
+    def pick(i: int) -> str | None:
+        alive = [c for c in mine if c not in vanished and gw.stub.is_live(c)]
+        signed_in = [c for c in alive if invariants.Model.read(gw.dynamodb).connections.get(c, {}).get("uid")]
+        alive = signed_in * 3 + alive  # presence needs a signed-in connection: favour those
+        return alive[i % len(alive)] if alive else None
+
+    opening = [("connect", "amy"), ("connect", "ben"), ("connect", None), ("enter", 0, "d1", "view")]
+    for step in opening + steps:
+        kind = step[0]
+        if kind == "connect":
+            user = step[1]
+            cid = gw.login(user, user.title()) if user else gw.anonymous()
+            mine.append(cid)
+            seen[cid] = now()
+        elif kind in ("disconnect", "vanish"):
+            cid = pick(step[1])
+            if cid:
+                gw.disconnect(cid, call_handler=kind == "disconnect")
+                if kind == "vanish":
+                    vanished.add(cid)
+        elif kind in ("enter", "leave", "heartbeat"):
+            cid = pick(step[1])
+            if cid:
+                frame: dict[str, Any] = {"action": kind}
+                if kind != "heartbeat":
+                    frame.update(document=step[2], phase=step[3])
+                gw.send(cid, frame)
+                seen[cid] = now()
+        elif kind == "wait":
+            clock[0] += step[1]
+            gw.send(watcher, {"action": "heartbeat"})
+        else:
+            gw.sweep()
+            model = invariants.Model.read(gw.dynamodb)
+            for cid in vanished:  # the healing bound: silent for PRESENCE_TTL_SECONDS, then one sweep
+                if now() - seen[cid] > TTL:
+                    assert cid not in model.connections, "ghost outlived PRESENCE_TTL_SECONDS + one sweep"
+            live_now = {slug: roster for slug, roster in model.live_rosters(gw_now(gw)).items()}
+            for slug in DOCS:
+                shown = latest_entry(gw, watcher, slug)
+                want = live_now.get(slug, {"view": [], "edit": [], "review": []})
+                if shown is not None:
+                    assert roster_names(shown) == want, slug
+        model = invariants.Model.read(gw.dynamodb)
+        assert invariants.key_problems(model.items) + invariants.consistency_problems(model) == [], step
+        STATS["presence"] += len(model.presence)
+
+    # Finally: long enough for every ghost, then one sweep: the counter is exact.
+    clock[0] += TTL + 1
+    for cid in [watcher, *mine]:
+        if gw.stub.is_live(cid):
+            gw.send(cid, {"action": "heartbeat"})
+    gw.sweep()
+    assert invariants.all_problems(gw.dynamodb, gw.stub.is_live) == []
+
+
+def gw_now(gw: ApiGateway) -> float:
+    from tests.reliability.conftest import app_of
+
+    return app_of(gw).clock()
+
+
+def latest_entry(gw: ApiGateway, watcher: str, slug: str) -> dict | None:
+    for frame in reversed(gw.frames(watcher)):
+        if frame["stream"] == "documents":
+            for entry in frame["payload"]["documents"]:
+                if entry["document"] == slug:
+                    return entry
+    return None
+
+
+# ---- real threads against moto in server mode ----------------------------------------------
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch):
+    """moto over HTTP on loopback, one request at a time (DynamoDB's per-request atomicity)."""
+    from moto.moto_server import werkzeug_app
+    from moto.server import ThreadedMotoServer
+
+    lock = threading.Lock()
+    original = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def atomic(self, environ, start_response):
+        with lock:
+            return list(original(self, environ, start_response))
+
+    monkeypatch.setattr(werkzeug_app.DomainDispatcherApplication, "__call__", atomic)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_racing_connects_and_disconnects_of_the_same_users(moto_server: str, stub) -> None:
+    from devtools.template import create_tables
+    from realtime import runtime
+    from realtime.config import Settings
+    from realtime.sender import Sender
+    from tests.apigw import SECRET, connection_id, token
+
+    def client():
+        return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_server)
+
+    create_tables(client(), names={"ConnectionsTable": "connections", "DocumentsTable": "documents"})
+    settings = Settings(connections_table="connections", documents_table="documents", jwt_secret=SECRET,
+                        websocket_endpoint=stub.endpoint)
+
+    def container():  # one per thread: separate Lambda containers
+        from realtime.auth import TokenVerifier
+
+        return runtime.build(settings, dynamodb=client(), verifier=TokenVerifier(secret=SECRET),
+                             sender=Sender(stub.endpoint, region="us-east-1", credentials=None))
+
+    users = ("bob", "bea")
+    rounds, tabs = 3, 4
+    errors: list[BaseException] = []
+    for _ in range(rounds):
+        barrier = threading.Barrier(len(users) * tabs)
+        opened: list[str] = []
+
+        def life(user: str) -> None:
+            app = container()
+            cid = connection_id()
+            try:
+                barrier.wait()
+                app.connect(cid, query={"token": token(user)}, headers={}, connected_at_ms=0 + int(1e3 * __import__("time").time()))
+                stub.register(cid)
+                opened.append(cid)
+                if random.random() < 0.5:  # half close again at once, racing the others' connects
+                    stub.unregister(cid)
+                    app.disconnect(cid)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                app.sender.close()
+
+        threads = [threading.Thread(target=life, args=(u,)) for u in users for _ in range(tabs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        dynamodb = client()
+        assert invariants.all_problems(dynamodb, stub.is_live) == []
+        # Everyone leaves, all at once.
+        leaving = [c for c in opened if stub.is_live(c)]
+        barrier = threading.Barrier(max(1, len(leaving)))
+
+        def leave(cid: str) -> None:
+            app = container()
+            try:
+                barrier.wait()
+                stub.unregister(cid)
+                app.disconnect(cid)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                app.sender.close()
+
+        threads = [threading.Thread(target=leave, args=(c,)) for c in leaving]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+        assert invariants.all_problems(dynamodb, stub.is_live) == []
+        assert invariants.Model.read(dynamodb).counter == 0
+
+
+def test_the_histories_reached_presence() -> None:
+    """Guards the history test against passing vacuously (runs after it, same module)."""
+    assert STATS["presence"] > 0
