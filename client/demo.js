@@ -371,7 +371,11 @@ async function main() {
   };
   window.addEventListener("hashchange", route);
   route();
-  window.addEventListener("pagehide", () => client.close());
+  // Leaving the page: close cleanly (the server runs $disconnect at once). A page kept in
+  // the back/forward cache keeps its client.
+  window.addEventListener("pagehide", (event) => {
+    if (!event.persisted) client.close();
+  });
 }
 
 main();

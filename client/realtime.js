@@ -50,6 +50,7 @@ const OPEN = 1; // WebSocket.OPEN
  * @property {number} [openTimeoutMs=10000]  a socket not open in this time is abandoned
  * @property {number} [bufferSize=100]  offline sends kept at most (oldest dropped first)
  * @property {boolean} [dedupe=true]  drop notifications whose seq is not higher than the last for their pk
+ * @property {boolean} [reconnectWhenOnline=true]  in a browser, skip the backoff wait on the window's "online" event
  *
  * @typedef {{stream: string, document?: string, [key: string]: any}} StreamParams
  *

@@ -44,7 +44,9 @@ def _chromium_or_fail() -> str:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Module scope, never session: while Playwright's sync API runs, its event loop counts as
+# running in the main thread, and the rest of the suite's `asyncio.run()` would fail.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Any]:
     _chromium_or_fail()
     from playwright.sync_api import expect, sync_playwright
@@ -54,7 +56,7 @@ def playwright_instance() -> Iterator[Any]:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Any) -> Iterator[Any]:
     browser = playwright_instance.chromium.launch(executable_path=_chromium_or_fail(), args=CHROMIUM_ARGS,
                                                   headless=True)
@@ -177,11 +179,14 @@ class People:
         self.open: list[User] = []
 
     def open_page(self, stack: StackProcess, user: str | None = None, name: str | None = None, *,
-                  hash: str = "", wait_open: bool = True) -> User:
+                  hash: str = "", wait_open: bool = True, permissions: list[str] | None = None,
+                  init_script: str | None = None) -> User:
         from playwright.sync_api import expect
 
-        context = self.browser.new_context(viewport=VIEWPORT)
+        context = self.browser.new_context(viewport=VIEWPORT, permissions=permissions or [])
         context.route("**/dev/documents**", documents_route(stack))
+        if init_script:
+            context.add_init_script(init_script)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))

@@ -278,3 +278,37 @@ def test_proactive_renewal_never_flickers_presence(stack, people: People):
     assert bob.page.evaluate("window.__flicker") == []
     expect(bob.page_phase("edit")).to_have_text("Alice")
     expect(bob.users_count).to_have_text("2")
+
+
+# Records what the page shows through the Notification API (headless Chromium displays
+# nothing), keeping the real constructor's permission.
+RECORD_NOTIFICATIONS = """
+(() => {
+  const Real = window.Notification;
+  if (!Real) return;
+  window.__shown = [];
+  class Recorded extends Real {
+    constructor(title, options) {
+      super(title, options);
+      window.__shown.push({title, body: options && options.body, notification: this});
+    }
+  }
+  Object.defineProperty(Recorded, 'permission', {get: () => Real.permission});
+  Recorded.requestPermission = Real.requestPermission.bind(Real);
+  window.Notification = Recorded;
+})();
+"""
+
+
+def test_browser_notifications_when_permitted(stack, people: People):
+    alice = people.open_page(stack, "alice", "Alice", permissions=["notifications"],
+                             init_script=RECORD_NOTIFICATIONS)
+    assert alice.page.evaluate("Notification.permission") == "granted"
+    put_document(stack, "system-note", "System note", abstract="Shown by the browser.")
+    alice.page.wait_for_function("window.__shown.some((n) => n.title.includes('System note'))", timeout=15_000)
+    shown = alice.page.evaluate("window.__shown.map(({title, body}) => ({title, body}))")
+    assert {"title": "New document: System note", "body": "Shown by the browser."} in shown
+    expect(alice.notifications()).to_have_count(0)  # no in-page toast: the browser shows it
+    # Clicking the browser's notification opens the document.
+    alice.page.evaluate("window.__shown.find((n) => n.title.includes('System note')).notification.onclick()")
+    expect(alice.testid("doc-page").get_by_role("heading", level=2)).to_have_text("System note")
