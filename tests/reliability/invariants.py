@@ -149,8 +149,8 @@ class Model:
                 self.memberships[values["grp"]].add(pk[2:])
 
     @classmethod
-    def read(cls, client: Any) -> Model:
-        return cls(scan(client))
+    def read(cls, client: Any, table: str = CONNECTIONS) -> Model:
+        return cls(scan(client, table))
 
     def live_rosters(self, now: float, phases: tuple[str, ...] = PHASES) -> dict[str, dict[str, list[str]]]:
         """slug -> phase -> sorted distinct user ids, from presence items not yet expired."""
@@ -215,8 +215,8 @@ def live_problems(model: Model, is_live: Callable[[str], bool]) -> list[str]:
     return problems
 
 
-def all_problems(client: Any, is_live: Callable[[str], bool] | None = None) -> list[str]:
-    model = Model.read(client)
+def all_problems(client: Any, is_live: Callable[[str], bool] | None = None, table: str = CONNECTIONS) -> list[str]:
+    model = Model.read(client, table)
     problems = key_problems(model.items) + consistency_problems(model)
     if is_live is not None:
         problems += live_problems(model, is_live)
