@@ -53,5 +53,11 @@ dev: venv
 sample-events: venv
 	$(PY) -m devtools.stack.sample_events
 
+# The long profile of the reliability suite (tests/reliability): at least 10,000 examples
+# per fuzz target and the full 1,000-client load on the local stack. `make test` runs the
+# quick profile. Long: budget hours, not minutes, on a 2-core machine.
+fuzz: venv
+	REALTIME_FUZZ=long $(PY) -m pytest tests/reliability -p no:cacheprovider
+
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache
