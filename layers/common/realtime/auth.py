@@ -11,11 +11,12 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import jwt
+from typing import TYPE_CHECKING, Any
 
 from realtime.config import MIN_HS256_SECRET_BYTES, ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    import jwt
 
 LEEWAY_SECONDS = 30
 MAX_USER_ID_CHARS = 256
@@ -59,6 +60,8 @@ class TokenVerifier:
         self._leeway = min(leeway, LEEWAY_SECONDS)
         self._jwks: jwt.PyJWKClient | None = None
         if not secret and issuer:
+            import jwt
+
             url = jwks_url or issuer.rstrip("/") + "/.well-known/jwks.json"
             self._jwks = jwt.PyJWKClient(url, cache_keys=True, lifespan=3600)
 
@@ -79,6 +82,10 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Identity:
         """Return the token's identity or raise `AuthError(401)`."""
+        # Imported here, not at module level: PyJWT pulls in `cryptography` (about 30 ms of
+        # cold start, docs/performance.md), and only `$connect` verifies tokens.
+        import jwt
+
         if not self.configured:
             raise AuthError(401, "this deployment accepts no tokens")
         options = {"require": ["sub", "exp"], "verify_aud": bool(self._audience), "verify_iss": bool(self._issuer)}

@@ -140,9 +140,14 @@ class Connections:
                     groups.append(item["grp"]["S"])
         return Holdings(record, groups)
 
-    def delete_memberships(self, connection_id: str, groups: list[str]) -> None:
+    @staticmethod
+    def membership_keys(connection_id: str, groups: list[str]) -> list[Item]:
         pk = keys.connection_pk(connection_id)
-        batch_delete(self.client, self.table, [{"pk": {"S": pk}, "sk": {"S": keys.group_sk(g)}} for g in groups])
+        return [{"pk": {"S": pk}, "sk": {"S": keys.group_sk(g)}} for g in groups]
+
+    def delete_keys(self, item_keys: list[Item]) -> None:
+        """Delete items of this table in as few BatchWriteItem calls as possible."""
+        batch_delete(self.client, self.table, item_keys)
 
     def delete(self, connection_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=self._key(connection_id))

@@ -45,6 +45,8 @@ class Changes:
 
     counter: bool = False
     documents: set[str] = field(default_factory=set)
+    #: Documents this step already read, so publishing does not read them again.
+    known: dict[str, Document] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.counter or bool(self.documents)
@@ -52,6 +54,7 @@ class Changes:
     def merge(self, other: Changes) -> None:
         self.counter |= other.counter
         self.documents |= other.documents
+        self.known.update(other.known)
 
 
 @dataclass
@@ -222,11 +225,12 @@ class Realtime:
 
     def _on_enter(self, connection: Connection, request: Request, changes: Changes) -> None:
         held = self._presence_request(connection, request)
-        self._readable(connection, held.slug)
+        document = self._readable(connection, held.slug)
         if not self.connections.add_presence(connection.connection_id, held.token):
             raise ProtocolError(protocol.UNAUTHENTICATED, NOT_REGISTERED, request.id)
         if self.presence.put(connection, held, self.clock()):
             changes.documents.add(held.slug)
+            changes.known[held.slug] = document
 
     def _on_leave(self, connection: Connection, request: Request, changes: Changes) -> None:
         held = self._presence_request(connection, request)
@@ -305,8 +309,9 @@ class Realtime:
         holdings = self.connections.holdings(connection_id)
         record = holdings.connection
         held = [Held.from_token(token) for token in record.presence] if record else []
-        self.presence.remove(connection_id, held)
-        self.connections.delete_memberships(connection_id, holdings.groups)
+        # Presence and memberships share the table: one batch for both.
+        self.connections.delete_keys(self.presence.keys(connection_id, held)
+                                     + self.connections.membership_keys(connection_id, holdings.groups))
         counter_changed = bool(record and record.user_id and self.counter.leave(record.user_id, connection_id))
         if record is not None:
             self.connections.delete(connection_id)
@@ -322,7 +327,7 @@ class Realtime:
                 frame = protocol.encode_frame(protocol.USERS, {"users": self.counter.value()})
                 report.add(self.broadcaster.send(keys.USERS_GROUP, FrameDelivery(frame)))
             for slug in sorted(changes.documents):
-                report.add(self._publish_roster(slug))
+                report.add(self._publish_roster(slug, changes.known.get(slug)))
             self.telemetry.count("GoneRemoved", len(set(report.gone)))
             self.telemetry.count("SendFailed", report.failed)
             changes = Changes()
@@ -331,9 +336,9 @@ class Realtime:
         if changes:
             logger.warning("changes left unpublished after %d rounds", MAX_PUBLISH_ROUNDS)
 
-    def _publish_roster(self, slug: str) -> BroadcastReport:
+    def _publish_roster(self, slug: str, document: Document | None = None) -> BroadcastReport:
         report = BroadcastReport()
-        document = self.documents.get(slug)
+        document = document or self.documents.get(slug)
         if document is None:
             return report
         access = access_of(document)

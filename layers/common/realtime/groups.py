@@ -63,9 +63,12 @@ class Groups:
         if within is not None:
             condition += " AND gsk BETWEEN :first AND :last"
             values.update({":first": {"S": within.first}, ":last": {"S": within.last}})
+        # Within a range cut at `page_size` keys, one more than that means one Query, not a
+        # second, empty one to learn that the range has ended.
+        limit = page_size + 1 if within is not None else page_size
         for page in query_pages(
             self.client, TableName=self.table, IndexName="by_group", KeyConditionExpression=condition,
-            ExpressionAttributeValues=values, Limit=page_size,
+            ExpressionAttributeValues=values, Limit=limit,
         ):
             members = [self._member(item) for item in page if self._live(item, now)]
             if members:

@@ -82,8 +82,11 @@ class Presence:
         old = response.get("Attributes", {}).get("expires")
         return old is not None and int(old["N"]) > now
 
+    def keys(self, connection_id: str, held: Iterable[Held]) -> list[dict[str, Any]]:
+        return [self._key(h, connection_id) for h in held]
+
     def remove(self, connection_id: str, held: Iterable[Held]) -> None:
-        batch_delete(self.client, self.table, [self._key(h, connection_id) for h in held])
+        batch_delete(self.client, self.table, self.keys(connection_id, held))
 
     def roster(self, slug: str, now: float) -> Roster:
         """The live roster of one document: every phase, each a sorted list of distinct users."""
