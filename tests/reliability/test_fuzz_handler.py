@@ -127,7 +127,7 @@ def check(arena: Arena, cid: str, body: Any, *, is_base64: bool, frame: Any, siz
     assert model.counter == 2  # alice and wes: no frame ever changes the counter
 
 
-@fuzz_settings(120)
+@fuzz_settings(80)
 @given(frame=st.one_of(structured_frames(), near_valid_frames()), anonymous=st.booleans(), binary=st.booleans())
 def test_structured_frames(arena: Arena, frame: dict[str, Any], anonymous: bool, binary: bool) -> None:
     cid = arena.carol if anonymous else arena.alice

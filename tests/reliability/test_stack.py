@@ -96,6 +96,8 @@ class Probe:
                     got.append(frame)
             except websockets.ConnectionClosed as exc:
                 return [], exc.rcvd.code if exc.rcvd else 1006
+            except OSError:  # reset while still writing: the close frame never arrived
+                return [], 1006
 
         return self.run(go())
 
@@ -170,7 +172,9 @@ def test_gateway_size_limits(stack: Stack, probe: Probe, size: int, fragments: i
     frames, close = probe.exchange(text, fragments=fragments)
     frame_size = -(-len(text) // fragments)
     if len(text) > 128 * 1024 or frame_size > 32 * 1024:
-        assert close == 1009, (len(text), fragments, frames)
+        # 1009; or, when the gateway closes while the client is still writing a large frame,
+        # the TCP reset can beat the close frame (1006, no close frame received).
+        assert close in (1009, 1006), (len(text), fragments, frames)
     elif len(text) > 8192:
         assert one_error(frames, close)["code"] == "too_large"
     else:  # small enough: a heartbeat, answered with its ack
