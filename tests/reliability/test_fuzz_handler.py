@@ -155,7 +155,7 @@ def test_arbitrary_bytes_as_binary_frames(arena: Arena, data: bytes, anonymous: 
     check(arena, cid, base64.b64encode(data).decode(), is_base64=True, frame=frame, size=len(data))
 
 
-@fuzz_settings(60)
+@fuzz_settings(40)
 @given(text=st.one_of(st.text(max_size=400), st.text(alphabet='{}[]":,0123456789 actionheartbt\\u', max_size=200)),
        anonymous=st.booleans())
 def test_arbitrary_text_frames(arena: Arena, text: str, anonymous: bool) -> None:
@@ -205,7 +205,7 @@ def test_huge_frames(arena: Arena, size: int, fill: str, binary: bool) -> None:
     check(arena, arena.alice, body, is_base64=binary, frame=json.loads(text), size=len(raw))
 
 
-@fuzz_settings(60)
+@fuzz_settings(30)
 @given(slug=nasty_slugs, phase=st.sampled_from(["view", "edit", "review"]),
        action=st.sampled_from(["enter", "leave"]))
 def test_hostile_slugs_never_break_the_key_layout(arena: Arena, slug: str, phase: str, action: str) -> None:

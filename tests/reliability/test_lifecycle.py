@@ -47,7 +47,7 @@ def roster_names(payload: dict) -> dict[str, list[str]]:
     return {phase: sorted(e["user"] for e in entries) for phase, entries in payload["phases"].items()}
 
 
-@fuzz_settings(20)
+@fuzz_settings(10)
 @given(steps=st.lists(ops, min_size=4, max_size=30))
 def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list[float], steps: list) -> None:
     gw = gateway

@@ -205,7 +205,7 @@ def test_gateway_deep_json(stack: Stack, probe: Probe, depth: int) -> None:
 
 
 def load_clients() -> int:
-    default = 1000 if LONG else 25
+    default = 1000 if LONG else 20
     return int(os.environ.get("REALTIME_LOAD_CLIENTS", default))
 
 
