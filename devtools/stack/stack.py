@@ -247,7 +247,8 @@ class Stack:
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="stack-loop", daemon=True)
         self._loop_thread.start()
-        web_app = webapp.make_app(client_dir=self.client_dir, secret=self.jwt_secret, config=self.config)
+        web_app = webapp.make_app(client_dir=self.client_dir, secret=self.jwt_secret, config=self.config,
+                                  documents=lambda: (self.client("dynamodb"), self.tables["DocumentsTable"]))
         self._call(self._serve([(self.gateway.app, ws_sock), (web_app, web_sock)]))
 
         self._make_triggers()

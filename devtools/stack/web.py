@@ -1,13 +1,17 @@
-"""The demo page's web server: `client/` (static), `GET /dev/token`, `GET /dev/config`.
+"""The demo page's web server: `client/` (static), `GET /dev/token`, `GET /dev/config`,
+and `POST /dev/documents` / `DELETE /dev/documents/{slug}`.
 
 `/dev/token?user=<id>&name=<display name>` answers `{"token": "<JWT>"}`, an HS256 token
 signed with the local secret (1 hour). It exists only in the local stack.
 `/dev/config` (JSON) and `/dev/config.js` (`window.REALTIME_CONFIG = {...}`) tell the page
-where the WebSocket endpoint is.
+where the WebSocket endpoint is. The documents routes stand in for "another AWS service"
+on the demo page: they write the local documents table with a plain `put_item` /
+`delete_item`, so the change reaches browsers through the stream like any other write.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -69,8 +73,66 @@ def mint_token(secret: str, user: str, name: str | None = None, lifetime: int = 
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, Any]]) -> web.Application:
+VISIBILITIES = ("public", "private")
+
+
+def document_item(body: Any) -> dict[str, Any]:
+    """Validate a demo form's document; raise ValueError with what is wrong."""
+    if not isinstance(body, dict):
+        raise ValueError("send a JSON object")
+    slug = body.get("slug")
+    if not isinstance(slug, str) or not slug.strip() or len(slug) > 256:
+        raise ValueError("slug must be a non-empty string of at most 256 characters")
+    item: dict[str, Any] = {"slug": {"S": slug.strip()}}
+    for name in ("title", "abstract", "image", "owner"):
+        value = body.get(name)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or len(value) > 2000:
+            raise ValueError(f"{name} must be a string")
+        item[name] = {"S": value}
+    visibility = body.get("visibility") or "public"
+    if visibility not in VISIBILITIES:
+        raise ValueError("visibility must be public or private")
+    item["visibility"] = {"S": visibility}
+    readers = body.get("readers") or []
+    if isinstance(readers, str):
+        readers = [r.strip() for r in readers.split(",") if r.strip()]
+    if not isinstance(readers, list) or not all(isinstance(r, str) and r for r in readers):
+        raise ValueError("readers must be a list of user ids")
+    if readers:
+        item["readers"] = {"L": [{"S": r} for r in readers]}
+    return item
+
+
+def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, Any]],
+             documents: Callable[[], tuple[Any, str]] | None = None) -> web.Application:
+    """`documents` gives (a DynamoDB client, the documents table's name) for the write routes."""
     app = web.Application()
+    resolved: list[tuple[Any, str]] = []
+
+    def target() -> tuple[Any, str]:
+        if documents is None:
+            raise web.HTTPNotFound()
+        if not resolved:  # one client for the server's life
+            resolved.append(documents())
+        return resolved[0]
+
+    async def put_document(request: web.Request) -> web.Response:
+        client, table = target()
+        try:
+            item = document_item(await request.json())
+        except ValueError as exc:  # json.JSONDecodeError is a ValueError too
+            return web.json_response({"error": str(exc)}, status=400)
+        await asyncio.get_running_loop().run_in_executor(None, lambda: client.put_item(TableName=table, Item=item))
+        return web.json_response({"written": item["slug"]["S"]}, status=201)
+
+    async def delete_document(request: web.Request) -> web.Response:
+        client, table = target()
+        slug = request.match_info["slug"]
+        await asyncio.get_running_loop().run_in_executor(
+            None, lambda: client.delete_item(TableName=table, Key={"slug": {"S": slug}}))
+        return web.json_response({"deleted": slug})
 
     async def token(request: web.Request) -> web.Response:
         user = (request.query.get("user") or "").strip()
@@ -108,6 +170,8 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
     app.router.add_get("/dev/token", token)
     app.router.add_get("/dev/config", config_json)
     app.router.add_get("/dev/config.js", config_js)
+    app.router.add_post("/dev/documents", put_document)
+    app.router.add_delete("/dev/documents/{slug}", delete_document)
     app.router.add_get("/", index)
     app.router.add_get("/{path:.+}", static)
     return app

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
-from tests.stack.conftest import Client, run
+from tests.stack.conftest import WAIT, Client, run
 
 PHASES = ("view", "edit", "review")
 
@@ -109,3 +110,43 @@ def test_heartbeat_and_binary_frames(stack):
         await dana.close()
 
     run(scenario())
+
+
+def test_demo_form_routes_write_the_documents_table(stack):
+    """`POST /dev/documents` stands in for another AWS service: its write notifies like any other."""
+    import urllib.error
+    import urllib.request
+
+    def call(method: str, path: str, body: object = None) -> tuple[int, dict]:
+        data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        request = urllib.request.Request(stack.web_url + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=WAIT) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    async def scenario():
+        reader = await Client.connect(stack, "rita", "Rita")
+        await reader.request(action="subscribe", stream="notifications")
+        await reader.until(lambda f: f["stream"] == "ack")
+        status, _ = await asyncio.to_thread(call, "POST", "/dev/documents",
+                                            {"slug": "form-doc", "title": "From the form", "visibility": "private",
+                                             "owner": "rita", "readers": "sam, tom"})
+        assert status == 201
+        created = await reader.until(lambda f: f["stream"] == "notifications")
+        assert created["payload"]["action"] == "create" and created["payload"]["pk"] == "form-doc"
+        status, _ = await asyncio.to_thread(call, "DELETE", "/dev/documents/form-doc")
+        assert status == 200
+        deleted = await reader.until(lambda f: f["stream"] == "notifications")
+        assert deleted["payload"]["action"] == "delete"
+        await reader.ws.close()
+
+    run(scenario())
+    item = stack.client("dynamodb").get_item(TableName=stack.tables["DocumentsTable"], Key={"slug": {"S": "form-doc"}})
+    assert "Item" not in item
+    for bad in ({"title": "no slug"}, {"slug": "x", "visibility": "secret"}, {"slug": "x", "readers": [1]},
+                b"not json", [1, 2]):
+        status, answer = call("POST", "/dev/documents", bad)
+        assert status == 400 and answer["error"], bad
