@@ -66,7 +66,7 @@ def select_route(expression: str | None, body: str | None, routes: Mapping[str, 
             value: Any = json.loads(body)
             for part in path:
                 value = value[part] if isinstance(value, dict) else None
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, RecursionError):  # deep JSON: not routable, $default
             value = None
         if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
             key = str(value)
