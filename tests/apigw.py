@@ -68,8 +68,7 @@ class ApiGateway:
     def reset_runtime() -> None:
         from realtime import runtime
 
-        for cached in (runtime.settings, runtime._clients, runtime.verifier, runtime.app):
-            cached.cache_clear()
+        runtime.reset()
 
     def connect(self, *, query: dict[str, str] | None = None, headers: dict[str, str] | None = None,
                 cid: str | None = None) -> tuple[int, str]:

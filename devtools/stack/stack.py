@@ -38,7 +38,6 @@ log = logging.getLogger("devtools.stack")
 
 ROOT = tpl.ROOT
 API_ID = "local0api1"
-_RUNTIME_CACHES = ("app", "verifier", "_clients", "settings")
 
 
 class StackError(RuntimeError):
@@ -439,35 +438,17 @@ def _runtime() -> Any:
 
 
 def _close_runtime() -> None:
-    """Close what `realtime.runtime` built (senders' pools, boto3 clients) before forgetting it."""
+    """Close what `realtime.runtime` built (senders' pools, boto3 clients) and forget it."""
     runtime = _runtime()
     if runtime is None:
         return
-    env_endpoint = os.environ.get("WEBSOCKET_ENDPOINT", "")
-    app_cache = getattr(runtime, "app", None)
     try:
-        if app_cache is not None and app_cache.cache_info().currsize and env_endpoint:
-            app = app_cache(env_endpoint)
-            sender = getattr(app, "sender", None)
-            if sender is not None:
-                sender.close()
-            queue = getattr(getattr(app, "broadcaster", None), "queue", None)
-            client = getattr(queue, "client", None)
-            if client is not None:
-                client.close()
-        clients = getattr(runtime, "_clients", None)
-        if clients is not None and clients.cache_info().currsize:
-            for client in clients().values():
-                client.close()
-    except Exception:  # noqa: BLE001 - best effort: the caches are cleared anyway
+        runtime.reset()
+    except Exception:  # noqa: BLE001 - best effort: the caches are cleared below anyway
         log.debug("closing the runtime's clients", exc_info=True)
 
 
 def _reset_runtime() -> None:
     runtime = _runtime()
-    if runtime is None:
-        return
-    for name in _RUNTIME_CACHES:
-        clear = getattr(getattr(runtime, name, None), "cache_clear", None)
-        if clear is not None:
-            clear()
+    if runtime is not None:
+        runtime.reset()

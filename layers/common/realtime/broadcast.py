@@ -121,10 +121,15 @@ class BroadcastReport:
 class FanoutQueue:
     """The SQS queue that carries the pages of large groups to parallel consumers."""
 
-    def __init__(self, client: Any, queue_url: str, *, attempts: int = 5) -> None:
-        self.client = client
+    def __init__(self, client: Callable[[], Any], queue_url: str, *, attempts: int = 5) -> None:
+        self._client_factory = client
         self.queue_url = queue_url
         self.attempts = attempts
+
+    @property
+    def client(self) -> Any:
+        """The SQS client, made on first use (most broadcasts fit in one page)."""
+        return self._client_factory()
 
     def put(self, ranges: Iterator[PageRange], delivery: Delivery) -> int:
         """Queue one message per range (SendMessageBatch, 10 at a time); return how many."""

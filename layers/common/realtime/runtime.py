@@ -41,29 +41,46 @@ def settings() -> Settings:
 
 @lru_cache(maxsize=1)
 def _clients() -> dict[str, Any]:
+    """One boto3 session for everything, so the clients and the sender share botocore's
+    loaders and credential resolution instead of each paying for their own."""
     config = settings()
-    return {"dynamodb": boto3.client("dynamodb", region_name=config.region)}
+    session = boto3.Session(region_name=config.region)
+    return {"session": session, "dynamodb": session.client("dynamodb")}
+
+
+@lru_cache(maxsize=1)
+def _sqs() -> Any:
+    """Built only when a broadcast first outgrows a page: most invocations never need it."""
+    return _clients()["session"].client("sqs")
 
 
 @lru_cache(maxsize=1)
 def verifier() -> TokenVerifier:
     config = settings()
-    secrets = boto3.client("secretsmanager", region_name=config.region) if config.jwt_secret_arn and not config.jwt_secret else None
+    secrets = None
+    if config.jwt_secret_arn and not config.jwt_secret:
+        secrets = _clients()["session"].client("secretsmanager")
     return TokenVerifier.from_settings(config, secrets)
+
+
+_apps: list[Realtime] = []  # what app() built, for reset(): lru_cache cannot list what it holds
 
 
 @lru_cache(maxsize=4)
 def app(endpoint: str) -> Realtime:
     """The application for one management endpoint (one per container in practice)."""
-    return build(settings(), dynamodb=_clients()["dynamodb"], verifier=verifier,
-                 sender=Sender.from_session(endpoint, concurrency=settings().send_concurrency),
-                 sqs=boto3.client("sqs", region_name=settings().region) if settings().fanout_queue_url else None,
-                 telemetry=PowertoolsTelemetry(metrics))
+    clients = _clients()
+    built = build(settings(), dynamodb=clients["dynamodb"], verifier=verifier,
+                  sender=Sender.from_session(endpoint, clients["session"]._session,
+                                             concurrency=settings().send_concurrency),
+                  sqs=_sqs, telemetry=PowertoolsTelemetry(metrics))
+    _apps.append(built)
+    return built
 
 
 def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable[[], TokenVerifier], sender: Sender,
-          sqs: Any = None, telemetry: Any = None) -> Realtime:
-    """Wire the application from explicit parts (tests and the local stack call this directly)."""
+          sqs: Callable[[], Any] | None = None, telemetry: Any = None) -> Realtime:
+    """Wire the application from explicit parts; `sqs` makes the fan-out queue's client when first needed."""
     table = config.connections_table
     groups = Groups(dynamodb, table)
     queue = FanoutQueue(sqs, config.fanout_queue_url) if sqs is not None and config.fanout_queue_url else None
@@ -88,3 +105,17 @@ def websocket(event: dict[str, Any]) -> tuple[APIGatewayWebSocketEvent, Realtime
     logger.append_keys(connection_id=request.connection_id, route=request.route_key)
     logger.debug("event", extra={"event": redacted(event)})  # never the raw event: it carries the token
     return ws, app(management_endpoint(settings().websocket_endpoint, ws))
+
+
+def reset() -> None:
+    """Close what this module built and forget it, so the next call reads the environment
+    afresh. Lambda never needs this; the local stack and the tests, which change the
+    environment within one process, do."""
+    while _apps:
+        _apps.pop().sender.close()
+    if _sqs.cache_info().currsize:
+        _sqs().close()
+    if _clients.cache_info().currsize:
+        _clients()["dynamodb"].close()
+    for cached in (app, verifier, _sqs, _clients, settings):
+        cached.cache_clear()
