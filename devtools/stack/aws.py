@@ -1,8 +1,26 @@
 """The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS).
 
-`MotoServer` is moto's `ThreadedMotoServer` with one difference that matters for a clean
-shutdown: it remembers the sockets its request threads serve, so `stop()` can close
-keep-alive connections that boto3 clients still hold and join every thread it started.
+`MotoServer` is moto's `ThreadedMotoServer` with three differences:
+
+- it remembers the sockets its request threads serve, so `stop()` can close keep-alive
+  connections that boto3 clients still hold and join every thread it started;
+- DynamoDB (and DynamoDB Streams) requests run one at a time. moto's DynamoDB backend is
+  not thread-safe: `TransactWriteItems` deep-copies each table it touches before it starts
+  and, when the transaction is cancelled, puts that copy back, silently undoing the writes
+  that other request threads made meanwhile; concurrent copies also fail with
+  "dictionary changed size during iteration" (a 500 that the client retries). DynamoDB
+  applies each request atomically, so one at a time is the faithful model, and moto is
+  pure Python under one GIL: little is lost. SQS requests stay concurrent (a long-polling
+  `ReceiveMessage` waits inside its request);
+- moto's model-instance tracking is off while it runs. moto appends every model object it
+  ever creates (each DynamoDB `Item`, each `Table`) to a class-level list for its
+  `/moto-api/data.json` dashboard and never drops them. In a long-running server that is
+  an unbounded leak, and a quadratic one: every `TransactWriteItems` deep-copies the whole
+  table (every item of it stays alive), every Query copies its results. With 1,000
+  signed-in clients connecting (each `$connect` is a transaction on the connections
+  table), the stack process grew to ~6 GB. The dashboard (`/moto-api/data.json`) then
+  lists nothing; nothing here uses it.
+
 `LocalAws` creates the template's tables and queues under local names and seeds documents.
 """
 
@@ -79,6 +97,66 @@ class _TrackingServer(ThreadedWSGIServer):
             thread.join(timeout)
 
 
+class _OneDynamoDBRequestAtATime:
+    """WSGI middleware: DynamoDB and DynamoDB Streams requests (`X-Amz-Target: DynamoDB...`)
+    run under one lock, their answer produced inside it; other services pass through."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+            return self.app(environ, start_response)
+        with self.lock:
+            result = self.app(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+
+
+class _InstanceTracking:
+    """Turns off moto's model-instance tracking (`BaseModel.instances_tracked`, what its
+    dashboard lists) and drops what it holds; `restore()` puts moto back as it was.
+    Process-wide, like moto's state; counted, so nested users restore only at the last."""
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved: Any = None
+
+    @classmethod
+    def disable(cls) -> None:
+        from moto.core.common_models import BaseModel
+        from moto.core.model_instances import reset_model_data
+
+        with cls._lock:
+            cls._users += 1
+            if cls._users > 1:
+                return
+            cls._saved = BaseModel.__dict__["__new__"]
+
+            def __new__(model: type, *args: Any, **kwargs: Any) -> Any:
+                return super(BaseModel, model).__new__(model)
+
+            BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
+            reset_model_data()
+
+    @classmethod
+    def restore(cls) -> None:
+        from moto.core.common_models import BaseModel
+
+        with cls._lock:
+            if cls._users == 0:
+                return
+            cls._users -= 1
+            if cls._users == 0 and cls._saved is not None:
+                BaseModel.__new__ = cls._saved  # type: ignore[method-assign]
+                cls._saved = None
+
+
 class MotoServer:
     """moto's server on `host:port` (0 picks a free port), in a thread of this process."""
 
@@ -89,8 +167,9 @@ class MotoServer:
             create_backend_app,
         )
 
-        app = DomainDispatcherApplication(create_backend_app)
+        app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = _TrackingServer(host, port, app, MotoRequestHandler)
+        self._untracked = False
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
@@ -101,6 +180,8 @@ class MotoServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
+        _InstanceTracking.disable()
+        self._untracked = True
         self._thread.start()
 
     def reset(self) -> None:
@@ -114,6 +195,9 @@ class MotoServer:
         self._server.server_close()
         self._server.close_all()
         self._thread.join(5)
+        if self._untracked:
+            self._untracked = False
+            _InstanceTracking.restore()
 
 
 def _kebab(logical_id: str, suffix: str) -> str:
