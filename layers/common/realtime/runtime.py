@@ -30,7 +30,9 @@ from realtime.telemetry import PowertoolsTelemetry
 
 logger = Logger()
 metrics = Metrics()
-tracer = Tracer()
+# Patch botocore only: by default X-Ray patches every library it can import (requests,
+# sqlite3, httpx...), which costs cold start for libraries these functions never call.
+tracer = Tracer(patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger, include={"realtime"})
 
 
