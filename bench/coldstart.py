@@ -21,7 +21,6 @@ names the imports that dominate, and what this project imports that the baseline
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -30,6 +29,7 @@ import sys
 import time
 from collections import defaultdict
 
+from bench import common
 from bench.common import LAYER, ROOT, measured_line, median, table, update_doc
 
 FUNCTIONS = ("connect", "disconnect", "message", "notify")
@@ -303,11 +303,7 @@ def markdown(r: dict, quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench coldstart")
-    parser.add_argument("--quick", action="store_true", help="a few seconds; prints only")
-    parser.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
-    ns, _ = parser.parse_known_args(argv)
-    run(quick=ns.quick, write_doc=True if ns.write_doc else None)
+    common.main("coldstart", run, argv)
 
 
 if __name__ == "__main__":

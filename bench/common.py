@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+
 import os
 import platform
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,3 +89,17 @@ def update_doc(name: str, body: str, after: str | None = None) -> None:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.0f} ms"
+
+
+def parser(name: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes: `--quick` runs in seconds and prints only."""
+    cli = argparse.ArgumentParser(prog=f"python -m bench {name}")
+    cli.add_argument("--quick", action="store_true", help="a few seconds; prints only")
+    cli.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
+    return cli
+
+
+def main(name: str, run: Callable[..., object], argv: list[str] | None = None) -> None:
+    """The whole command line of a benchmark that takes only the shared options."""
+    ns, _ = parser(name).parse_known_args(argv)
+    run(quick=ns.quick, write_doc=True if ns.write_doc else None)

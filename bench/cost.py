@@ -16,11 +16,11 @@ Assumptions are named in the output; nothing here calls AWS.
 
 from __future__ import annotations
 
-import argparse
 import math
 import re
 import sys
 
+from bench import common
 from bench.common import DOC, measured_line, table, today, update_doc
 
 # -- prices: us-east-1, first tier, as published (sources in SOURCES) -----------------------------
@@ -268,11 +268,7 @@ def run(quick: bool = False, write_doc: bool | None = None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench cost")
-    parser.add_argument("--quick", action="store_true", help="a few seconds; prints only")
-    parser.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
-    ns, _ = parser.parse_known_args(argv)
-    run(quick=ns.quick, write_doc=True if ns.write_doc else None)
+    common.main("cost", run, argv)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ whose DynamoDB and SQS requests are counted too.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import sys
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from bench import common
 from bench.common import LAYER, ROOT, measured_line, table, update_doc
 
 if str(LAYER) not in sys.path:
@@ -577,11 +577,7 @@ def markdown(rows: list[Row], notif: list[Row], quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench dynamodb")
-    parser.add_argument("--quick", action="store_true", help="a few seconds; prints only")
-    parser.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
-    ns, _ = parser.parse_known_args(argv)
-    run(quick=ns.quick, write_doc=True if ns.write_doc else None)
+    common.main("dynamodb", run, argv)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "layers" / "common"))
 from botocore.credentials import Credentials  # noqa: E402
 
 from devtools.management_stub import StubProcess  # noqa: E402
+from bench import common  # noqa: E402
 
 REGION = "us-east-1"
 LATENCY = 0.010
@@ -391,9 +392,7 @@ def update_doc(table: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench fanout")
-    parser.add_argument("--quick", action="store_true", help="a few seconds; prints only")
-    parser.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
+    parser = common.parser("fanout")
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--rss-child", nargs=3, metavar=("ENDPOINT", "N", "CONCURRENCY"), help=argparse.SUPPRESS)
     ns = parser.parse_args(argv)

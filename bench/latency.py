@@ -33,6 +33,7 @@ import threading
 import time
 from typing import Any
 
+from bench import common
 from bench.common import ROOT, measured_line, percentile, table, update_doc
 
 
@@ -378,9 +379,7 @@ def markdown(r: dict[str, Any], quick: bool) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench latency")
-    parser.add_argument("--quick", action="store_true", help="a few seconds; prints only")
-    parser.add_argument("--write-doc", action="store_true", help="write docs/performance.md even with --quick")
+    parser = common.parser("latency")
     parser.add_argument("--clients", type=int)
     parser.add_argument("--writes", type=int)
     parser.add_argument("--clients-child", nargs=4, help=argparse.SUPPRESS)
