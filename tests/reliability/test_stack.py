@@ -245,19 +245,22 @@ def run_load(stack: Stack, clients: int, documents: int = 100, deadline: float =
             ws = await websockets.connect(stack.url(stack.token(user, user.title())), open_timeout=120,
                                           max_size=2 ** 22, ping_interval=None)
             socks[user] = ws
+            # Read from the start: a client that does not read lets the gateway's sends to it
+            # back up, which stalls the handlers broadcasting the counter to everyone.
+            readers.append(asyncio.create_task(reader(user)))
             for frame in ({"action": "subscribe", "stream": "users"}, {"action": "subscribe", "stream": "documents"},
                           {"action": "subscribe", "stream": "notifications", "id": "ready"}):
                 await ws.send(json.dumps(frame))
 
         began = time.perf_counter()
         semaphore = asyncio.Semaphore(100)
+        readers: list[asyncio.Task[None]] = []
 
         async def bounded(user: str) -> None:
             async with semaphore:
                 await open_one(user)
 
         await asyncio.gather(*(bounded(u) for u in users))
-        readers = [asyncio.create_task(reader(u)) for u in users]
         # Everyone subscribed (their `ready` ack arrived) before the writes start.
         while any(not any(f.get("stream") == "ack" and f["payload"].get("id") == "ready" for f in received[u])
                   for u in users):
