@@ -10,12 +10,10 @@ from typing import Any
 from realtime import runtime
 from realtime.auth import AuthError
 
-logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
+logger = runtime.logger
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@runtime.lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ws, app = runtime.websocket(event)
     request = ws.request_context

@@ -17,7 +17,7 @@ from realtime import runtime
 from realtime.config import ConfigurationError
 from realtime.notifier import Notifier
 
-logger, metrics, tracer = runtime.logger, runtime.metrics, runtime.tracer
+logger = runtime.logger
 stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 queue_processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -41,9 +41,7 @@ def on_page(record: SQSRecord) -> None:
     logger.debug("page delivered", extra={"sent": report.sent})
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@runtime.lambda_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     records = event.get("Records") or []
     if records and records[0].get("eventSource") == "aws:sqs":

@@ -35,6 +35,15 @@ metrics = Metrics()
 tracer = Tracer(patch_modules=("botocore",))
 copy_config_to_registered_loggers(source_logger=logger, include={"realtime"})
 
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def lambda_handler(handler: Handler) -> Handler:
+    """Powertools around a Lambda handler: structured logs carrying the Lambda context (and
+    cleared between invocations, so no key leaks into the next one), X-Ray, EMF metrics."""
+    traced = tracer.capture_lambda_handler(metrics.log_metrics(handler))
+    return logger.inject_lambda_context(log_event=False, clear_state=True)(traced)
+
 
 @lru_cache(maxsize=1)
 def settings() -> Settings:
