@@ -1,6 +1,6 @@
 """The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS).
 
-`MotoServer` is moto's `ThreadedMotoServer` with three differences:
+`MotoServer` is moto's `ThreadedMotoServer` with four differences:
 
 - it remembers the sockets its request threads serve, so `stop()` can close keep-alive
   connections that boto3 clients still hold and join every thread it started;
@@ -19,7 +19,9 @@
   table (every item of it stays alive), every Query copies its results. With 1,000
   signed-in clients connecting (each `$connect` is a transaction on the connections
   table), the stack process grew to ~6 GB. The dashboard (`/moto-api/data.json`) then
-  lists nothing; nothing here uses it.
+  lists nothing; nothing here uses it;
+- moto's DynamoDB Queries and transactions no longer cost time in proportion to the
+  whole table (`moto_speedups`).
 
 `LocalAws` creates the template's tables and queues under local names and seeds documents.
 """
@@ -40,6 +42,7 @@ from botocore.config import Config
 from werkzeug.serving import ThreadedWSGIServer
 
 from devtools import template as tpl
+from devtools.stack import moto_speedups
 from devtools.stack.events import ACCOUNT, REGION
 
 log = logging.getLogger("devtools.stack")
@@ -62,6 +65,7 @@ SAMPLE_DOCUMENTS: list[dict[str, Any]] = [
 
 class _TrackingServer(ThreadedWSGIServer):
     daemon_threads = True
+    request_queue_size = 2048  # werkzeug's 128 overflowed under bursts (SYNs dropped, 1 s+ retries)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.live_sockets: set[socket.socket] = set()
@@ -170,6 +174,7 @@ class MotoServer:
         app = _OneDynamoDBRequestAtATime(DomainDispatcherApplication(create_backend_app))
         self._server = _TrackingServer(host, port, app, MotoRequestHandler)
         self._untracked = False
+        self._sped_up = False
         self.host, self.port = self._server.server_address[:2]
         self._thread = threading.Thread(target=self._server.serve_forever, name="moto-server",
                                         kwargs={"poll_interval": 0.1}, daemon=True)
@@ -182,6 +187,7 @@ class MotoServer:
     def start(self) -> None:
         _InstanceTracking.disable()
         self._untracked = True
+        self._sped_up = moto_speedups.apply()
         self._thread.start()
 
     def reset(self) -> None:
@@ -198,6 +204,9 @@ class MotoServer:
         if self._untracked:
             self._untracked = False
             _InstanceTracking.restore()
+        if self._sped_up:
+            self._sped_up = False
+            moto_speedups.restore()
 
 
 def _kebab(logical_id: str, suffix: str) -> str:

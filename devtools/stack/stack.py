@@ -40,6 +40,12 @@ ROOT = tpl.ROOT
 API_ID = "local0api1"
 
 
+#: Pending connections a listening socket queues. Bursts of handshakes and of the
+#: functions' @connections posts overflowed the default 128: the kernel then drops SYNs
+#: and the client retries after 1 s, 3 s, 7 s..., which looked like a hung gateway.
+BACKLOG = 2048
+
+
 class StackError(RuntimeError):
     pass
 
@@ -53,7 +59,7 @@ def _bind(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         raise StackError(f"cannot listen on {host}:{port}: {exc.strerror} (set another port in the environment)") from exc
-    sock.listen(512)
+    sock.listen(BACKLOG)
     sock.setblocking(False)
     return sock
 
@@ -259,7 +265,7 @@ class Stack:
             runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
             await runner.setup()
             self._runners.append(runner)
-            await web.SockSite(runner, sock).start()
+            await web.SockSite(runner, sock, backlog=BACKLOG).start()  # aiohttp listens again
         assert self.gateway is not None
         self.gateway.start_watchdog()
 
