@@ -54,3 +54,29 @@ def test_reply_to_a_gone_sender_removes_it(gateway: ApiGateway) -> None:
     gw.send(leaving, {"action": "heartbeat", "id": 1})  # its ack answers 410
     assert partition(gw, f"c#{leaving}") == []
     assert gw.last(watcher, "users") == {"users": 1}
+
+
+def test_a_mass_disconnect_removes_a_bounded_share_of_the_gone_per_broadcast(gateway: ApiGateway) -> None:
+    """Every `$disconnect` of a mass disconnect finds the same gone recipients: each handler
+    removes at most MAX_INLINE_REMOVALS of them (their own `$disconnect` removes the rest),
+    so its work does not grow with the group, and the counter still ends exact."""
+    from realtime.consumer import MAX_INLINE_REMOVALS
+
+    gw = gateway
+    watcher = gw.login("watcher")
+    gw.send(watcher, {"action": "subscribe", "stream": "users"})
+    leaving = [gw.login(f"user{n:02d}") for n in range(MAX_INLINE_REMOVALS + 15)]
+    for cid in leaving:
+        gw.send(cid, {"action": "subscribe", "stream": "users"})
+        gw.stub.unregister(cid)  # every socket closes; no $disconnect has run yet
+
+    gw.login("late")  # its counter broadcast finds all of them gone
+    removed = [cid for cid in leaving if partition(gw, f"c#{cid}") == []]
+    assert len(removed) == MAX_INLINE_REMOVALS
+    assert gw.last(watcher, "users") == {"users": 2 + len(leaving) - MAX_INLINE_REMOVALS}
+
+    for cid in leaving:  # then their own $disconnects arrive
+        gw.disconnect(cid)
+    assert all(partition(gw, f"c#{cid}") == [] for cid in leaving)
+    assert [u["sk"]["S"] for u in partition(gw, "users")] == ["late", "watcher"]
+    assert gw.last(watcher, "users") == {"users": 2}

@@ -46,6 +46,13 @@ API_ID = "local0api1"
 BACKLOG = 2048
 
 
+#: Posts in flight per function invocation. In Lambda each invocation has its own CPU and
+#: API Gateway scales; here up to `workers` invocations share one process and one event
+#: loop serves every post, so 128 each queued thousands of posts inside the gateway until
+#: they timed out. (The functions' own default stays 128.)
+LOCAL_SEND_CONCURRENCY = 16
+
+
 class StackError(RuntimeError):
     pass
 
@@ -317,6 +324,7 @@ class Stack:
             "POWERTOOLS_DEV": os.environ.get("POWERTOOLS_DEV", "1"),
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": os.environ.get("POWERTOOLS_METRICS_DISABLED", "true"),
+            "SEND_CONCURRENCY": os.environ.get("SEND_CONCURRENCY") or str(LOCAL_SEND_CONCURRENCY),
         })
         env.update(self.extra_env)
         return env

@@ -8,6 +8,7 @@ what others see (the user counter, a roster) broadcasts the change before it ret
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -31,8 +32,11 @@ logger = logging.getLogger(__name__)
 NOT_REGISTERED = "connection not registered; reconnect"
 #: Documents-list snapshots are split into frames below API Gateway's 128 KB message limit.
 SNAPSHOT_FRAME_BYTES = 96 * 1024
-#: Broadcasting a change can find gone connections whose removal is itself a change.
-MAX_PUBLISH_ROUNDS = 3
+#: Gone recipients one broadcast removes at most. When many sockets close at once, every
+#: `$disconnect` finds the same gone connections: each removes a random share (their own
+#: `$disconnect`, or the sweep, removes the rest), so no handler's work grows with the group
+#: and the handlers do not all remove the same ones.
+MAX_INLINE_REMOVALS = 25
 
 
 def access_of(document: Document) -> Access:
@@ -318,23 +322,34 @@ class Realtime:
         return Changes(counter=counter_changed, documents={h.slug for h in held})
 
     def publish(self, changes: Changes) -> None:
-        """Broadcast the counter and roster changes; gone recipients are removed and their changes published too."""
-        for _ in range(MAX_PUBLISH_ROUNDS):
-            if not changes:
-                return
-            report = BroadcastReport()
-            if changes.counter:
-                frame = protocol.encode_frame(protocol.USERS, {"users": self.counter.value()})
-                report.add(self.broadcaster.send(keys.USERS_GROUP, FrameDelivery(frame)))
-            for slug in sorted(changes.documents):
-                report.add(self._publish_roster(slug, changes.known.get(slug)))
-            self.telemetry.count("GoneRemoved", len(set(report.gone)))
-            self.telemetry.count("SendFailed", report.failed)
-            changes = Changes()
-            for connection_id in sorted(set(report.gone)):
-                changes.merge(self.remove(connection_id))
-        if changes:
-            logger.warning("changes left unpublished after %d rounds", MAX_PUBLISH_ROUNDS)
+        """Broadcast the counter and roster changes. Recipients found gone are removed
+        (`remove_gone`) and that removal is broadcast once more; what this second broadcast
+        finds gone is left to those connections' own `$disconnect` or to the sweep."""
+        report = self._broadcast(changes)
+        followup = self.remove_gone(report.gone)
+        if followup:
+            self._broadcast(followup)
+
+    def remove_gone(self, gone: list[str]) -> Changes:
+        """Remove up to `MAX_INLINE_REMOVALS` of the connections a broadcast found gone (410),
+        chosen at random; return what their removal changed."""
+        unique = sorted(set(gone))
+        chosen = random.sample(unique, MAX_INLINE_REMOVALS) if len(unique) > MAX_INLINE_REMOVALS else unique
+        self.telemetry.count("GoneRemoved", len(chosen))
+        changes = Changes()
+        for connection_id in chosen:
+            changes.merge(self.remove(connection_id))
+        return changes
+
+    def _broadcast(self, changes: Changes) -> BroadcastReport:
+        report = BroadcastReport()
+        if changes.counter:
+            frame = protocol.encode_frame(protocol.USERS, {"users": self.counter.value()})
+            report.add(self.broadcaster.send(keys.USERS_GROUP, FrameDelivery(frame)))
+        for slug in sorted(changes.documents):
+            report.add(self._publish_roster(slug, changes.known.get(slug)))
+        self.telemetry.count("SendFailed", report.failed)
+        return report
 
     def _publish_roster(self, slug: str, document: Document | None = None) -> BroadcastReport:
         report = BroadcastReport()

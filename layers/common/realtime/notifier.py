@@ -23,7 +23,7 @@ from typing import Any
 
 from realtime import keys, protocol
 from realtime.broadcast import Access, BroadcastReport, QueuedPage, register_delivery
-from realtime.consumer import Changes, Realtime, access_of
+from realtime.consumer import Realtime, access_of
 from realtime.documents import Document
 from realtime.groups import Member
 from realtime.presence import Roster
@@ -232,10 +232,7 @@ class Notifier:
 
     def _cleanup(self, report: BroadcastReport) -> None:
         """Connections found gone while notifying are removed, and what they held is published."""
-        changes = Changes()
-        for connection_id in sorted(set(report.gone)):
-            changes.merge(self.app.remove(connection_id))
-        self.app.telemetry.count("GoneRemoved", len(set(report.gone)))
+        changes = self.app.remove_gone(report.gone)
         self.app.telemetry.count("NotificationsSent", report.sent)
         self.app.telemetry.count("SendFailed", report.failed)
         self.app.publish(changes)
