@@ -1,8 +1,14 @@
-"""Two of moto's DynamoDB costs that grow with the table, removed for the local stack.
+"""Three of moto's DynamoDB costs, removed for the local stack.
 
 moto models DynamoDB for correctness, not for a table that hundreds of live connections
-write to. Profiling the 1,000-client load found two operations whose cost grows with
-the whole table, on a server that runs DynamoDB requests one at a time:
+write to. Profiling the 1,000-client load (py-spy, GIL holder only) found moto holding
+the GIL most of the time, on a server that runs DynamoDB requests one at a time:
+
+- 57% of moto's time was its generic response serializer, which walks every attribute
+  of every item against the botocore output shape. A data-plane answer (Query, Scan,
+  GetItem, ...) is already wire-format JSON once moto's `dynamo_to_dict` has run, so it is
+  written with `json.dumps`; anything `json` cannot write as is (binary values) still
+  goes through moto's serializer;
 
 - every Query (base table or index) starts from `Table.all_items()`, which lists *and
   sorts* every item of the table by its keys, before keeping the matching partition.
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import logging
 import threading
 from typing import Any
@@ -53,11 +60,15 @@ class _Patches:
             cls._users += 1
             if cls._users > 1:
                 return True
+            from moto.dynamodb.responses import DynamoResult
+
             cls._saved = {
                 "query": Table.__dict__["query"],
                 "all_items": Table.__dict__["all_items"],
                 "transact": DynamoDBBackend.__dict__["transact_write_items"],
+                "execute_result": DynamoResult.execute_result,
             }
+            DynamoResult.execute_result = _execute_result_with(cls._saved["execute_result"])  # type: ignore[method-assign]
             Table.query = _query_with(cls._saved["query"])  # type: ignore[method-assign]
             Table.all_items = _all_items_with(cls._saved["all_items"])  # type: ignore[method-assign]
             DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
@@ -76,11 +87,36 @@ class _Patches:
                 Table.query = cls._saved["query"]  # type: ignore[method-assign]
                 Table.all_items = cls._saved["all_items"]  # type: ignore[method-assign]
                 DynamoDBBackend.transact_write_items = cls._saved["transact"]  # type: ignore[method-assign]
+                from moto.dynamodb.responses import DynamoResult
+
+                DynamoResult.execute_result = cls._saved["execute_result"]  # type: ignore[method-assign]
                 cls._saved = {}
 
 
 apply = _Patches.apply
 restore = _Patches.restore
+
+
+# ---- response serialization ------------------------------------------------------------------
+
+#: Operations whose answers hold only JSON types once moto has turned DynamoTypes into dicts.
+DATA_PLANE = frozenset({"Query", "Scan", "GetItem", "BatchGetItem", "PutItem", "UpdateItem", "DeleteItem",
+                        "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
+
+
+def _execute_result_with(original: Any) -> Any:
+    def execute_result(self: Any, context: Any) -> Any:
+        operation = context.operation_model
+        if operation.name in DATA_PLANE and isinstance(self.result, dict):
+            try:
+                body = json.dumps(self.result, separators=(",", ":"))
+            except TypeError:  # bytes (a binary attribute): moto's serializer base64-encodes it
+                return original(self, context)
+            content_type = f"application/x-amz-json-{operation.service_model.metadata.get('jsonVersion', '1.0')}"
+            return 200, {"Content-Type": content_type}, body
+        return original(self, context)
+
+    return execute_result
 
 
 # ---- Query -------------------------------------------------------------------------------

@@ -76,6 +76,17 @@ class StackProcess:
     def token(self, user: str, name: str | None = None, lifetime: int = TOKEN_LIFETIME) -> str:
         return mint_token(self.info["jwt_secret"], user, name, lifetime)
 
+    def url(self, token: str | None = None) -> str:
+        """The WebSocket URL, with `?token=` when given (as `Stack.url`)."""
+        return f"{self.info['ws_url']}?token={token}" if token else self.info["ws_url"]
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's AWS endpoint (as `Stack.client`)."""
+        import boto3
+
+        return boto3.client(service, endpoint_url=self.info["aws_endpoint"], region_name="us-east-1",
+                            aws_access_key_id="local", aws_secret_access_key="local")
+
     def stop(self, timeout: float = 30.0) -> int | None:
         """SIGINT (Ctrl-C), then wait; SIGKILL only if it does not stop in `timeout`."""
         if self.proc is None:

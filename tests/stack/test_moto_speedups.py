@@ -64,7 +64,9 @@ def _scenario(seed: int) -> list[Any]:
         elif kind < 0.35:
             _call(log, client.put_item, TableName="conns",
                   Item={"pk": {"S": conn}, "sk": {"S": "conn"}, "sweep": {"S": "all"},
-                        "seen": {"N": str(rng.randrange(1000))}})
+                        "seen": {"N": str(rng.randrange(1000))}, "blob": {"B": bytes([step % 256, 0, 255])},
+                        "tags": {"SS": ["a", "b"]}, "nested": {"M": {"l": {"L": [{"N": "1.5"}, {"NULL": True}]}}}},
+                  ReturnValues="ALL_OLD")
         elif kind < 0.45:
             _call(log, client.delete_item, TableName="conns",
                   Key={"pk": {"S": conn}, "sk": {"S": f"member#{rng.choice(groups)}"}}, ReturnValues="ALL_OLD")
@@ -91,6 +93,12 @@ def _scenario(seed: int) -> list[Any]:
             _query_all(log, client, TableName="conns", KeyConditionExpression="pk = :p",
                        ExpressionAttributeValues={":p": {"S": conn}}, ConsistentRead=True,
                        Limit=rng.choice([1, 2, 100]), ScanIndexForward=rng.random() < 0.7)
+        elif kind < 0.77:
+            _call(log, client.get_item, TableName="conns", Key={"pk": {"S": conn}, "sk": {"S": "conn"}},
+                  ConsistentRead=True, ReturnConsumedCapacity="TOTAL")
+            _call(log, client.update_item, TableName="conns", Key={"pk": {"S": conn}, "sk": {"S": "conn"}},
+                  UpdateExpression="SET seen = :s", ExpressionAttributeValues={":s": {"N": str(step)}},
+                  ReturnValues=rng.choice(["ALL_NEW", "UPDATED_OLD", "NONE"]))
         elif kind < 0.8:
             _query_all(log, client, TableName="conns", KeyConditionExpression="pk = :p AND begins_with(sk, :m)",
                        ExpressionAttributeValues={":p": {"S": conn}, ":m": {"S": "member#"}})
