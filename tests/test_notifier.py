@@ -226,3 +226,105 @@ def test_core_broadcasts_use_the_same_page_split(gateway: ApiGateway, small_page
     assert json.loads(messages[0]["Body"])["delivery"]["kind"] == "frame"
     notify(streams.sqs_event(messages, arn))
     assert all(gateway.last(cid, "users") == {"users": 5} for cid in watchers)
+
+
+@pytest.fixture
+def fanout_queue(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch):
+    """The fan-out queue (moto SQS), with redelivery delays cut to one second each."""
+    import boto3
+
+    from realtime import broadcast
+
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="fanout")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    monkeypatch.setenv("FANOUT_QUEUE_URL", url)
+    monkeypatch.setattr(broadcast, "REDELIVERY_DELAYS", (1, 1, 1, 1, 1))
+    gateway.reset_runtime()
+    return sqs, url, arn
+
+
+def _queued(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """What the queue holds once the redelivery delay has passed (nothing is visible before)."""
+    assert sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []) == []
+    return sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=3).get("Messages", [])
+
+
+def test_recipients_whose_posts_keep_failing_get_the_notification_later(gateway: ApiGateway, fanout_queue) -> None:
+    sqs, url, arn = fanout_queue
+    room = Room(gateway, "alice", "bob", "dave")
+    gateway.stub.fail(room.cids["bob"], 500)  # past the sender's retries in this invocation
+    gateway.stub.fail(room.cids["dave"], 503)
+    notify(streams.event(record("INSERT", "roadmap", new=PUBLIC, seq="77")))
+    assert room.actions() == {"alice": ["create"], "bob": [], "dave": []}
+
+    messages = _queued(sqs, url)
+    assert len(messages) == 1
+    body = json.loads(messages[0]["Body"])
+    assert (body["group"], sorted(body["recipients"]), body["attempt"]) == (
+        "notifications", sorted([room.cids["bob"], room.cids["dave"]]), 1)
+
+    gateway.stub.clear_faults()  # bob's endpoint recovers; dave unsubscribes meanwhile
+    gateway.send(room.cids["dave"], {"action": "unsubscribe", "stream": "notifications"})
+    dave_posts = gateway.stub.count(room.cids["dave"])
+    assert notify(streams.sqs_event(messages, arn)) == {"batchItemFailures": []}
+    assert [(n["action"], n["seq"]) for n in room.new("bob")] == [("create", "77")]
+    assert room.new("alice") == [] and room.new("dave") == []
+    assert gateway.stub.count(room.cids["dave"]) == dave_posts  # no longer a member: not tried
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages", []) == []
+
+
+def test_a_recipient_failing_every_round_is_given_up_after_the_last(gateway: ApiGateway, fanout_queue) -> None:
+    import logging
+
+    from realtime import broadcast
+
+    given_up: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = given_up.append  # type: ignore[method-assign]
+    logging.getLogger("realtime.broadcast").addHandler(handler)
+
+    sqs, url, arn = fanout_queue
+    room = Room(gateway, "alice", "bob")
+    gateway.stub.fail(room.cids["bob"], 500)
+    notify(streams.event(record("INSERT", "roadmap", new=PUBLIC, seq="78")))
+    attempts = []
+    while messages := _queued(sqs, url) if len(attempts) < 10 else []:
+        attempts.append(json.loads(messages[0]["Body"])["attempt"])
+        notify(streams.sqs_event(messages, arn))
+    assert attempts == list(range(1, len(broadcast.REDELIVERY_DELAYS) + 1))
+    assert room.new("bob") == [] and [n["seq"] for n in room.new("alice")] == ["78"]
+    logging.getLogger("realtime.broadcast").removeHandler(handler)
+    assert [(r.levelname, r.recipients) for r in given_up if "given up" in r.getMessage()] == [("ERROR", 1)]
+
+
+def test_state_frames_are_not_redelivered(gateway: ApiGateway, fanout_queue) -> None:
+    """A counter or roster frame delivered late would overwrite a newer one: not queued again."""
+    sqs, url, _ = fanout_queue
+    watcher = gateway.login("wes")
+    gateway.send(watcher, {"action": "subscribe", "stream": "users"})
+    gateway.stub.fail(watcher, 500)
+    gateway.login("newcomer")
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=2).get("Messages", []) == []
+
+
+@pytest.mark.parametrize("body", [
+    {"recipients": "not-a-list", "attempt": 1},
+    {"recipients": [1, 2], "attempt": 1},
+    {"recipients": ["c1"], "attempt": 0},
+    {"recipients": ["c1"], "attempt": 99},
+    {"recipients": ["c1"]},
+])
+def test_malformed_redelivery_messages_fail_alone(gateway: ApiGateway, fanout_queue, body: dict) -> None:
+    _, _, arn = fanout_queue
+    delivery = {"kind": "notification", "slug": "x", "seq": "1", "old": None, "new": {"public": True},
+                "data": {"slug": "x"}, "fields_changed": True}
+
+    def message(message_id: str, fields: dict) -> dict:
+        return {"MessageId": message_id, "ReceiptHandle": "r", "Attributes": {}, "MessageAttributes": {},
+                "md5OfBody": "", "eventSource": "aws:sqs",
+                "Body": json.dumps({"v": 1, "group": "notifications", "delivery": delivery, **fields})}
+
+    good = message("ok", {"recipients": ["nobody-here"], "attempt": 1})
+    assert notify(streams.sqs_event([good, message("bad", body)], arn)) == {
+        "batchItemFailures": [{"itemIdentifier": "bad"}]}

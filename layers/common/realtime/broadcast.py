@@ -6,6 +6,12 @@ becomes one SQS message that the notify function's queue consumer delivers in a
 parallel invocation, so no handler's latency grows with the audience. A `Delivery`
 decides per member what, if anything, it receives, and travels in the queue message so
 later pages apply the very same decision.
+
+Recipients whose posts still fail after the sender's retries (429, 5xx, timeouts) are
+queued again, with a growing delay, when the delivery is an event (`redeliver`): a
+notification delivered late is still right. State frames (the counter, a roster) are
+not: the next change or a re-subscribe brings the current state, and a stale copy
+arriving late would overwrite it.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,13 +32,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SQS_BATCH_LIMIT = 10
+#: Redelivery rounds for recipients whose posts keep failing, and the delay before each
+#: (SQS `DelaySeconds`, at most 900): about 5 minutes in all before a recipient is given up.
+REDELIVERY_DELAYS = (5, 15, 45, 120, 120)
+#: Connection ids per redelivery message (well under SQS's 256 KB).
+REDELIVERY_CHUNK = 500
 
 
 class Delivery(Protocol):
     """What each member of a group receives.
 
     A delivery may also define `drop_after(member) -> bool`: members for whom it is true
-    leave the group once their frame is sent (a reader who lost access to a document).
+    leave the group once their frame is sent (a reader who lost access to a document), and
+    `redeliver = True` when recipients whose posts failed should get it later (events).
     """
 
     kind: str
@@ -109,6 +121,9 @@ class BroadcastReport:
     failed: int = 0
     gone: list[str] = field(default_factory=list)
     queued_pages: int = 0
+    #: Recipients queued for a later attempt, and those given up after the last one.
+    redelivering: int = 0
+    abandoned: int = 0
 
     def add(self, other: BroadcastReport) -> None:
         self.sent += other.sent
@@ -116,6 +131,8 @@ class BroadcastReport:
         self.failed += other.failed
         self.gone.extend(other.gone)
         self.queued_pages += other.queued_pages
+        self.redelivering += other.redelivering
+        self.abandoned += other.abandoned
 
 
 class FanoutQueue:
@@ -133,13 +150,26 @@ class FanoutQueue:
 
     def put(self, ranges: Iterator[PageRange], delivery: Delivery) -> int:
         """Queue one message per range (SendMessageBatch, 10 at a time); return how many."""
-        count = 0
-        batch: list[dict[str, str]] = []
         payload = delivery.to_message()
-        for page in ranges:
-            body = json.dumps({"v": 1, "group": page.group, "first": page.first, "last": page.last,
-                               "delivery": payload}, separators=(",", ":"))
-            batch.append({"Id": uuid.uuid4().hex, "MessageBody": body})
+        return self._send_all({"v": 1, "group": page.group, "first": page.first, "last": page.last,
+                               "delivery": payload} for page in ranges)
+
+    def redeliver(self, group: str, connection_ids: list[str], delivery: Delivery, attempt: int) -> int:
+        """Queue `connection_ids` for redelivery round `attempt` (1-based), delayed; return how many messages."""
+        payload = delivery.to_message()
+        delay = REDELIVERY_DELAYS[attempt - 1]
+        return self._send_all(({"v": 1, "group": group, "recipients": connection_ids[i:i + REDELIVERY_CHUNK],
+                                "attempt": attempt, "delivery": payload}
+                               for i in range(0, len(connection_ids), REDELIVERY_CHUNK)), delay=delay)
+
+    def _send_all(self, bodies: Iterable[dict[str, Any]], *, delay: int = 0) -> int:
+        count = 0
+        batch: list[dict[str, Any]] = []
+        for body in bodies:
+            entry: dict[str, Any] = {"Id": uuid.uuid4().hex, "MessageBody": json.dumps(body, separators=(",", ":"))}
+            if delay:
+                entry["DelaySeconds"] = delay
+            batch.append(entry)
             if len(batch) == SQS_BATCH_LIMIT:
                 count += self._send(batch)
                 batch = []
@@ -147,7 +177,7 @@ class FanoutQueue:
             count += self._send(batch)
         return count
 
-    def _send(self, entries: list[dict[str, str]]) -> int:
+    def _send(self, entries: list[dict[str, Any]]) -> int:
         pending = entries
         for attempt in range(self.attempts):
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=pending)
@@ -161,17 +191,28 @@ class FanoutQueue:
 
 @dataclass(frozen=True)
 class QueuedPage:
-    """A fan-out queue message, parsed."""
+    """A fan-out queue message, parsed: a range of a group's members, or (`recipients`)
+    members whose posts failed, for redelivery round `attempt`."""
 
-    page: PageRange
+    group: str
     delivery: Delivery
+    page: PageRange | None = None
+    recipients: tuple[str, ...] = ()
+    attempt: int = 0
 
     @classmethod
     def parse(cls, body: str) -> QueuedPage:
         data = json.loads(body)
-        if not isinstance(data, dict) or data.get("v") != 1:
+        if not isinstance(data, dict) or data.get("v") != 1 or not isinstance(data.get("group"), str):
             raise ValueError("not a fan-out page message")
-        return cls(PageRange(data["group"], data["first"], data["last"]), delivery_from_message(data["delivery"]))
+        delivery = delivery_from_message(data["delivery"])
+        if "recipients" not in data:
+            return cls(data["group"], delivery, page=PageRange(data["group"], data["first"], data["last"]))
+        recipients, attempt = data["recipients"], data["attempt"]
+        if (not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients)
+                or not isinstance(attempt, int) or not 1 <= attempt <= len(REDELIVERY_DELAYS)):
+            raise ValueError("malformed redelivery message")
+        return cls(data["group"], delivery, recipients=tuple(recipients), attempt=attempt)
 
 
 class Broadcaster:
@@ -203,7 +244,14 @@ class Broadcaster:
             report.add(self._deliver(page.group, members, delivery))
         return report
 
-    def _deliver(self, group: str, members: list[Member], delivery: Delivery) -> BroadcastReport:
+    def send_queued(self, queued: QueuedPage) -> BroadcastReport:
+        """Deliver one fan-out queue message: a range, or a redelivery to those still members."""
+        if queued.page is not None:
+            return self.send_page(queued.page, queued.delivery)
+        members = self.groups.members(queued.group, list(queued.recipients))
+        return self._deliver(queued.group, members, queued.delivery, attempt=queued.attempt)
+
+    def _deliver(self, group: str, members: list[Member], delivery: Delivery, *, attempt: int = 0) -> BroadcastReport:
         report = BroadcastReport()
         messages: list[tuple[str, bytes]] = []
         drop_after = getattr(delivery, "drop_after", None)
@@ -221,6 +269,18 @@ class Broadcaster:
             report.sent += result.sent
             report.gone.extend(result.gone)
             report.failed += len(result.failed)  # the sender logged each one
+            if result.retryable and getattr(delivery, "redeliver", False):
+                self._redeliver(group, result.retryable, delivery, attempt + 1, report)
         for connection_id in dropped:  # after their last frame from this group
             self.groups.discard(connection_id, group)
         return report
+
+    def _redeliver(self, group: str, connection_ids: list[str], delivery: Delivery, attempt: int,
+                   report: BroadcastReport) -> None:
+        if self.queue is None or attempt > len(REDELIVERY_DELAYS):
+            report.abandoned += len(connection_ids)
+            logger.error("delivery given up after %d redeliveries", attempt - 1,
+                         extra={"group": group, "recipients": len(connection_ids), "kind": delivery.kind})
+            return
+        self.queue.redeliver(group, connection_ids, delivery, attempt)
+        report.redelivering += len(connection_ids)

@@ -18,6 +18,7 @@ Item = dict[str, Any]
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 BATCH_WRITE_LIMIT = 25
+BATCH_GET_LIMIT = 100
 
 
 def to_item(values: Mapping[str, Any]) -> Item:
@@ -79,3 +80,21 @@ def batch_delete(client: Any, table: str, keys: Sequence[Item], *, attempts: int
             time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
         else:
             raise RuntimeError(f"{len(pending)} deletes still unprocessed after {attempts} attempts")
+
+
+def batch_get(client: Any, table: str, keys: Sequence[Item], *, attempts: int = 8) -> list[Item]:
+    """Read `keys` (consistently) in batches of 100, retrying unprocessed keys with jittered backoff."""
+    unique = list({tuple(sorted((k, v["S"]) for k, v in key.items())): key for key in keys}.values())
+    found: list[Item] = []
+    for start in range(0, len(unique), BATCH_GET_LIMIT):
+        pending: dict[str, Any] = {"Keys": unique[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}
+        for attempt in range(attempts):
+            response = client.batch_get_item(RequestItems={table: pending})
+            found.extend(response.get("Responses", {}).get(table, []))
+            pending = response.get("UnprocessedKeys", {}).get(table) or {}
+            if not pending.get("Keys"):
+                break
+            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+        else:
+            raise RuntimeError(f"{len(pending['Keys'])} reads still unprocessed after {attempts} attempts")
+    return found

@@ -14,7 +14,7 @@ from typing import Any
 
 from realtime import keys
 from realtime.connections import Connection
-from realtime.dynamo import query_pages, to_item
+from realtime.dynamo import batch_get, query_pages, to_item
 
 
 @dataclass(frozen=True)
@@ -85,6 +85,17 @@ class Groups:
         members = [self._member(item) for item in items if self._live(item, now)]
         more = items[-1]["gsk"]["S"] if items and response.get("LastEvaluatedKey") else None
         return members, more
+
+    def members(self, group: str, connection_ids: list[str], *, now: float | None = None) -> list[Member]:
+        """Those of `connection_ids` still live members of `group` (BatchGetItem, consistent)."""
+        now = time.time() if now is None else now
+        found: list[Member] = []
+        for item in batch_get(self.client, self.table, [
+            {"pk": {"S": keys.connection_pk(cid)}, "sk": {"S": keys.group_sk(group)}} for cid in connection_ids
+        ]):
+            if self._live(item, now):
+                found.append(self._member(item))
+        return sorted(found, key=lambda m: m.connection_id)
 
     @staticmethod
     def _member(item: dict[str, Any]) -> Member:

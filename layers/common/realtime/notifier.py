@@ -110,6 +110,8 @@ class NotificationDelivery:
     data: dict[str, Any]
     fields_changed: bool
     kind: str = field(default="notification", init=False)
+    #: An event: recipients whose posts failed get it later (clients dedupe on `seq`).
+    redeliver: bool = field(default=True, init=False)
 
     def frame_for(self, member: Member) -> bytes | None:
         if member.user_id is None:
@@ -211,12 +213,12 @@ class Notifier:
         return report
 
     def handle_page(self, body: str) -> BroadcastReport:
-        """One fan-out queue message: a range of a group's members and the delivery for them."""
+        """One fan-out queue message: a range of a group's members, or recipients to try again."""
         try:
             queued = QueuedPage.parse(body)
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRecord(f"not a fan-out page: {exc}") from None
-        report = self.app.broadcaster.send_page(queued.page, queued.delivery)
+        report = self.app.broadcaster.send_queued(queued)
         self._cleanup(report)
         return report
 
@@ -234,5 +236,7 @@ class Notifier:
         """Connections found gone while notifying are removed, and what they held is published."""
         changes = self.app.remove_gone(report.gone)
         self.app.telemetry.count("NotificationsSent", report.sent)
+        self.app.telemetry.count("Redelivering", report.redelivering)
+        self.app.telemetry.count("DeliveriesAbandoned", report.abandoned)
         self.app.telemetry.count("SendFailed", report.failed)
         self.app.publish(changes)

@@ -58,7 +58,7 @@ __all__ = ["ConnectionGone", "SendError", "SendReport", "Sender"]
 
 logger = logging.getLogger(__name__)
 
-_OK, _GONE, _FAILED = 0, 1, 2
+_OK, _GONE, _FAILED, _EXHAUSTED = 0, 1, 2, 3  # _EXHAUSTED: transient failures past the retries
 _CREDENTIALS_MAX_AGE = 30.0  # seconds a frozen copy is used before asking again
 _REGION_IN_HOST = re.compile(r"\.execute-api\.([a-z0-9-]+)\.amazonaws\.com", re.I)
 
@@ -86,6 +86,7 @@ class SendReport:
     sent: int = 0                                       # delivered (2xx)
     gone: list[str] = field(default_factory=list)       # answered 410: the caller removes them
     failed: list[str] = field(default_factory=list)     # still failing after retries, or 4xx
+    retryable: list[str] = field(default_factory=list)  # those of `failed` a later attempt may reach (429/5xx/timeouts)
 
 
 class _Frozen:
@@ -309,6 +310,8 @@ class Sender:
                     report.gone.append(connection_id)
                 else:
                     report.failed.append(connection_id)
+                    if outcome == _EXHAUSTED:
+                        report.retryable.append(connection_id)
                     logger.warning(
                         "post to connection failed: %s", reason,
                         extra={"recipient": connection_id, "status": status},
@@ -366,11 +369,11 @@ class Sender:
             if attempt + 1 < self.max_attempts:
                 delay = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
                 await asyncio.sleep(random.uniform(0, delay))
-        return _FAILED, status, b"", f"{reason} after {self.max_attempts} attempts"
+        return _EXHAUSTED, status, b"", f"{reason} after {self.max_attempts} attempts"
 
     @staticmethod
     def _raise_for(outcome: int, connection_id: str, status: Optional[int], reason: str) -> None:
         if outcome == _GONE:
             raise ConnectionGone(connection_id)
-        if outcome == _FAILED:
+        if outcome in (_FAILED, _EXHAUSTED):
             raise SendError(connection_id, status, reason)
