@@ -45,6 +45,7 @@ from werkzeug.serving import ThreadedWSGIServer
 
 from devtools import template as tpl
 from devtools.stack import moto_speedups
+from devtools.stack.shared_patch import SharedPatch
 from devtools.stack.events import ACCOUNT, REGION
 
 log = logging.getLogger("devtools.stack")
@@ -124,43 +125,29 @@ class _OneDynamoDBRequestAtATime:
                     close()
 
 
-class _InstanceTracking:
-    """Turns off moto's model-instance tracking (`BaseModel.instances_tracked`, what its
-    dashboard lists) and drops what it holds; `restore()` puts moto back as it was.
-    Process-wide, like moto's state; counted, so nested users restore only at the last."""
+def _stop_tracking() -> Any:
+    """Turn off moto's model-instance tracking (`BaseModel.instances_tracked`, what its
+    dashboard lists) and drop what it holds; return moto's own `__new__`."""
+    from moto.core.common_models import BaseModel
+    from moto.core.model_instances import reset_model_data
 
-    _lock = threading.Lock()
-    _users = 0
-    _saved: Any = None
+    saved = BaseModel.__dict__["__new__"]
 
-    @classmethod
-    def disable(cls) -> None:
-        from moto.core.common_models import BaseModel
-        from moto.core.model_instances import reset_model_data
+    def __new__(model: type, *args: Any, **kwargs: Any) -> Any:
+        return super(BaseModel, model).__new__(model)
 
-        with cls._lock:
-            cls._users += 1
-            if cls._users > 1:
-                return
-            cls._saved = BaseModel.__dict__["__new__"]
+    BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
+    reset_model_data()
+    return saved
 
-            def __new__(model: type, *args: Any, **kwargs: Any) -> Any:
-                return super(BaseModel, model).__new__(model)
 
-            BaseModel.__new__ = staticmethod(__new__)  # type: ignore[method-assign,assignment]
-            reset_model_data()
+def _resume_tracking(saved: Any) -> None:
+    from moto.core.common_models import BaseModel
 
-    @classmethod
-    def restore(cls) -> None:
-        from moto.core.common_models import BaseModel
+    BaseModel.__new__ = saved  # type: ignore[method-assign]
 
-        with cls._lock:
-            if cls._users == 0:
-                return
-            cls._users -= 1
-            if cls._users == 0 and cls._saved is not None:
-                BaseModel.__new__ = cls._saved  # type: ignore[method-assign]
-                cls._saved = None
+
+_UNTRACKED = SharedPatch(_stop_tracking, _resume_tracking)
 
 
 def _dispatcher(create_app: Any) -> Any:
@@ -204,7 +191,7 @@ class MotoServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> None:
-        _InstanceTracking.disable()
+        _UNTRACKED.acquire()
         self._untracked = True
         self._sped_up = moto_speedups.apply()
         self._thread.start()
@@ -222,7 +209,7 @@ class MotoServer:
         self._thread.join(5)
         if self._untracked:
             self._untracked = False
-            _InstanceTracking.restore()
+            _UNTRACKED.release()
         if self._sped_up:
             self._sped_up = False
             moto_speedups.restore()

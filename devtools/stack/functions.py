@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devtools.stack.events import ACCOUNT, REGION
+from devtools.stack.shared_patch import SharedPatch
 
 log = logging.getLogger("devtools.stack")
 
@@ -94,7 +95,7 @@ class LocalFunctions:
 
     def load(self) -> None:
         """Import every handler; a function whose code is missing is reported, not fatal."""
-        _BotocorePool.widen(self._executor._max_workers)
+        _WIDE_POOL.acquire(self._executor._max_workers)
         for fn in self.functions.values():
             try:
                 module = importlib.import_module(fn.module)
@@ -146,38 +147,27 @@ class LocalFunctions:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-        _BotocorePool.restore()
+        _WIDE_POOL.release()
 
 
-class _BotocorePool:
+def _widen_pool(workers: int) -> int:
     """botocore's default connection pool (10 per client), widened to the worker count.
 
     In Lambda a container runs one invocation at a time, so 10 is plenty. Here every
     function shares one process, hence one cached DynamoDB client for all the workers:
     with 32 threads, botocore discarded and reopened connections on most requests
-    ("Connection pool is full"), ~8% of the stack's CPU under load. Process-wide, counted."""
+    ("Connection pool is full"), ~8% of the stack's CPU under load."""
+    from botocore.config import Config
 
-    _lock = threading.Lock()
-    _users = 0
-    _saved: Any = None
+    saved = Config.OPTION_DEFAULTS["max_pool_connections"]
+    Config.OPTION_DEFAULTS["max_pool_connections"] = max(workers + 8, saved)
+    return saved
 
-    @classmethod
-    def widen(cls, size: int) -> None:
-        from botocore.config import Config
 
-        with cls._lock:
-            cls._users += 1
-            if cls._users == 1:
-                cls._saved = Config.OPTION_DEFAULTS["max_pool_connections"]
-            Config.OPTION_DEFAULTS["max_pool_connections"] = max(size + 8, cls._saved)
+def _narrow_pool(saved: int) -> None:
+    from botocore.config import Config
 
-    @classmethod
-    def restore(cls) -> None:
-        from botocore.config import Config
+    Config.OPTION_DEFAULTS["max_pool_connections"] = saved
 
-        with cls._lock:
-            if cls._users == 0:
-                return
-            cls._users -= 1
-            if cls._users == 0:
-                Config.OPTION_DEFAULTS["max_pool_connections"] = cls._saved
+
+_WIDE_POOL = SharedPatch(_widen_pool, _narrow_pool)

@@ -22,8 +22,8 @@ the GIL most of the time, on a server that runs DynamoDB requests one at a time:
 Results are unchanged: `tests/stack/test_moto_speedups.py` runs the same requests against
 patched and unpatched moto and compares them. The patches are written against moto
 `VERIFIED_VERSION` (pinned in pyproject.toml); with another version they are not applied,
-and the stack is only slower. Process-wide like moto's state, counted like
-`aws._InstanceTracking`, so nested stacks restore moto only when the last one stops.
+and the stack is only slower. Process-wide like moto's state (a `SharedPatch`), so nested
+stacks restore moto only when the last one stops.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import logging
 import threading
 from typing import Any
 
+from devtools.stack.shared_patch import SharedPatch
+
 log = logging.getLogger("devtools.stack")
 
 VERIFIED_VERSION = "5.2.5"
@@ -42,59 +44,53 @@ VERIFIED_VERSION = "5.2.5"
 _scope = threading.local()
 
 
-class _Patches:
-    _lock = threading.Lock()
-    _users = 0
-    _saved: dict[str, Any] = {}
+def _patch() -> dict[str, Any] | None:
+    import moto
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoResult
 
-    @classmethod
-    def apply(cls) -> bool:
-        import moto
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.models.table import Table
-
-        with cls._lock:
-            if moto.__version__ != VERIFIED_VERSION:
-                log.info("moto %s (not %s): DynamoDB speed-ups not applied", moto.__version__, VERIFIED_VERSION)
-                return False
-            cls._users += 1
-            if cls._users > 1:
-                return True
-            from moto.dynamodb.responses import DynamoResult
-
-            cls._saved = {
-                "query": Table.__dict__["query"],
-                "all_items": Table.__dict__["all_items"],
-                "transact": DynamoDBBackend.__dict__["transact_write_items"],
-                "execute_result": DynamoResult.execute_result,
-            }
-            DynamoResult.execute_result = _execute_result_with(cls._saved["execute_result"])  # type: ignore[method-assign]
-            Table.query = _query_with(cls._saved["query"])  # type: ignore[method-assign]
-            Table.all_items = _all_items_with(cls._saved["all_items"])  # type: ignore[method-assign]
-            DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-            return True
-
-    @classmethod
-    def restore(cls) -> None:
-        from moto.dynamodb.models import DynamoDBBackend
-        from moto.dynamodb.models.table import Table
-
-        with cls._lock:
-            if cls._users == 0:
-                return
-            cls._users -= 1
-            if cls._users == 0 and cls._saved:
-                Table.query = cls._saved["query"]  # type: ignore[method-assign]
-                Table.all_items = cls._saved["all_items"]  # type: ignore[method-assign]
-                DynamoDBBackend.transact_write_items = cls._saved["transact"]  # type: ignore[method-assign]
-                from moto.dynamodb.responses import DynamoResult
-
-                DynamoResult.execute_result = cls._saved["execute_result"]  # type: ignore[method-assign]
-                cls._saved = {}
+    if moto.__version__ != VERIFIED_VERSION:
+        log.info("moto %s (not %s): DynamoDB speed-ups not applied", moto.__version__, VERIFIED_VERSION)
+        return None
+    saved = {
+        "query": Table.__dict__["query"],
+        "all_items": Table.__dict__["all_items"],
+        "transact": DynamoDBBackend.__dict__["transact_write_items"],
+        "execute_result": DynamoResult.__dict__.get("execute_result"),  # None: inherited
+    }
+    Table.query = _query_with(saved["query"])  # type: ignore[method-assign]
+    Table.all_items = _all_items_with(saved["all_items"])  # type: ignore[method-assign]
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    DynamoResult.execute_result = _execute_result_with(DynamoResult.execute_result)  # type: ignore[method-assign]
+    return saved
 
 
-apply = _Patches.apply
-restore = _Patches.restore
+def _unpatch(saved: dict[str, Any] | None) -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoResult
+
+    if saved:
+        Table.query = saved["query"]  # type: ignore[method-assign]
+        Table.all_items = saved["all_items"]  # type: ignore[method-assign]
+        DynamoDBBackend.transact_write_items = saved["transact"]  # type: ignore[method-assign]
+        if saved["execute_result"] is None:
+            del DynamoResult.execute_result
+        else:
+            DynamoResult.execute_result = saved["execute_result"]  # type: ignore[method-assign]
+
+
+_PATCHES = SharedPatch(_patch, _unpatch)
+
+
+def apply() -> bool:
+    """Patch moto (or count one more user); False when this moto is not the verified version."""
+    return _PATCHES.acquire() is not None
+
+
+def restore() -> None:
+    _PATCHES.release()
 
 
 # ---- response serialization ------------------------------------------------------------------

@@ -141,8 +141,14 @@ def _run(seed: int, *, patched: bool) -> list[Any]:
 def test_answers_are_unchanged(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoResult
+
+    before = (Table.__dict__["query"], Table.__dict__["all_items"], DynamoResult.__dict__.get("execute_result"))
     plain = _run(seed, patched=False)
     fast = _run(seed, patched=True)
+    after = (Table.__dict__["query"], Table.__dict__["all_items"], DynamoResult.__dict__.get("execute_result"))
+    assert after == before  # the last user restored moto as it was
     assert len(fast) == len(plain)
     for n, (a, b) in enumerate(zip(plain, fast)):
         assert a == b, f"answer {n} differs"
