@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime.groups import Groups, Member, PageRange
+from realtime.retry import backoff
 
 if TYPE_CHECKING:
     from realtime.sender import Sender
@@ -185,7 +184,7 @@ class FanoutQueue:
             pending = [e for e in pending if e["Id"] in failed_ids]
             if not pending:
                 return len(entries)
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+            backoff(attempt)
         raise RuntimeError(f"{len(pending)} fan-out pages could not be queued")
 
 

@@ -9,12 +9,11 @@ one user can neither double-count nor drive the counter below zero. `reconcile`
 
 from __future__ import annotations
 
-import random
-import time
 from typing import Any
 
 from realtime import keys
 from realtime.dynamo import query_pages
+from realtime.retry import backoff
 
 _ATTEMPTS = 8
 
@@ -157,5 +156,5 @@ def _condition_failed(exc: Exception, index: int) -> bool:
 
 
 def _backoff(attempt: int) -> None:
-    time.sleep(random.uniform(0, min(0.5, 0.02 * 2**attempt)))
+    backoff(attempt, base=0.02, cap=0.5)  # contention on one item clears fast: shorter than throttling
 

@@ -7,12 +7,12 @@ any client, pointed at AWS or at a local endpoint via `AWS_ENDPOINT_URL_DYNAMODB
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+
+from realtime.retry import backoff
 
 Item = dict[str, Any]
 _serializer = TypeSerializer()
@@ -67,9 +67,14 @@ def query_pages(client: Any, **kwargs: Any) -> Iterator[list[Item]]:
         kwargs["ExclusiveStartKey"] = last
 
 
+def _unique(keys: Sequence[Item]) -> list[Item]:
+    """`keys` without repeats (a batch naming one key twice is refused), first seen kept."""
+    return list({tuple(sorted((k, v["S"]) for k, v in key.items())): key for key in keys}.values())
+
+
 def batch_delete(client: Any, table: str, keys: Sequence[Item], *, attempts: int = 8) -> None:
     """Delete `keys` in batches of 25, retrying unprocessed items with jittered backoff."""
-    unique = list({tuple(sorted((k, v["S"]) for k, v in key.items())): key for key in keys}.values())
+    unique = _unique(keys)
     for start in range(0, len(unique), BATCH_WRITE_LIMIT):
         pending: list[Item] = [{"DeleteRequest": {"Key": key}} for key in unique[start : start + BATCH_WRITE_LIMIT]]
         for attempt in range(attempts):
@@ -77,14 +82,14 @@ def batch_delete(client: Any, table: str, keys: Sequence[Item], *, attempts: int
             pending = response.get("UnprocessedItems", {}).get(table, [])
             if not pending:
                 break
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+            backoff(attempt)
         else:
             raise RuntimeError(f"{len(pending)} deletes still unprocessed after {attempts} attempts")
 
 
 def batch_get(client: Any, table: str, keys: Sequence[Item], *, attempts: int = 8) -> list[Item]:
     """Read `keys` (consistently) in batches of 100, retrying unprocessed keys with jittered backoff."""
-    unique = list({tuple(sorted((k, v["S"]) for k, v in key.items())): key for key in keys}.values())
+    unique = _unique(keys)
     found: list[Item] = []
     for start in range(0, len(unique), BATCH_GET_LIMIT):
         pending: dict[str, Any] = {"Keys": unique[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}
@@ -94,7 +99,7 @@ def batch_get(client: Any, table: str, keys: Sequence[Item], *, attempts: int = 
             pending = response.get("UnprocessedKeys", {}).get(table) or {}
             if not pending.get("Keys"):
                 break
-            time.sleep(random.uniform(0, min(1.0, 0.05 * 2**attempt)))
+            backoff(attempt)
         else:
             raise RuntimeError(f"{len(pending['Keys'])} reads still unprocessed after {attempts} attempts")
     return found
