@@ -171,6 +171,18 @@ def test_template_is_a_sam_template() -> None:
 # --------------------------------------------------------------------------- tables
 
 
+def assert_connection_indexes(indexes: dict[str, dict]) -> None:
+    """The connections table's indexes as docs/data-model.md describes them: fan-out by
+    group (keys, user and ttl) and the sweep's last-seen index (keys only)."""
+    assert indexes["by_group"]["KeySchema"] == [
+        {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
+    assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
+    assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
+    assert indexes["by_seen"]["KeySchema"] == [
+        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
+    assert indexes["by_seen"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
+
+
 def test_table_definitions_match_the_data_model() -> None:
     tables = table_definitions(TEMPLATE)
     assert set(tables) == {"ConnectionsTable", "DocumentsTable"}
@@ -183,12 +195,7 @@ def test_table_definitions_match_the_data_model() -> None:
         "pk": "S", "sk": "S", "grp": "S", "gsk": "S", "sweep": "S", "seen": "N"}
     indexes = {i["IndexName"]: i for i in connections["GlobalSecondaryIndexes"]}
     assert set(indexes) == {"by_group", "by_seen"}
-    assert indexes["by_group"]["KeySchema"] == [
-        {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
-    assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
-    assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
-    assert indexes["by_seen"]["KeySchema"] == [
-        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
+    assert_connection_indexes(indexes)
     assert indexes["by_seen"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert "StreamSpecification" not in connections
 
@@ -222,14 +229,7 @@ def test_tables_created_in_moto_from_the_template() -> None:
     assert table["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
-    assert indexes["by_group"]["KeySchema"] == [
-        {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
-    assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
-    assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
-    assert indexes["by_seen"]["KeySchema"] == [
-        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
-    assert indexes["by_seen"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    assert_connection_indexes({i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]})
     ttl = client.describe_time_to_live(TableName="t-connections")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "ttl"}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from typing import Any
 
 import boto3
@@ -187,55 +188,48 @@ def test_racing_connects_and_disconnects_of_the_same_users(moto_server: str, stu
     users = ("bob", "bea")
     rounds, tabs = 3, 4
     errors: list[BaseException] = []
+
+    def all_at_once(work: Any, items: list[Any]) -> None:
+        """`work(app, item)` for each item on its own thread and container, released together."""
+        barrier = threading.Barrier(max(1, len(items)))
+
+        def one(item: Any) -> None:
+            app = container()
+            try:
+                barrier.wait()
+                work(app, item)
+            except BaseException as exc:  # noqa: BLE001
+                errors.append(exc)
+            finally:
+                app.sender.close()
+
+        threads = [threading.Thread(target=one, args=(item,)) for item in items]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == []
+
     for _ in range(rounds):
-        barrier = threading.Barrier(len(users) * tabs)
         opened: list[str] = []
 
-        def life(user: str) -> None:
-            app = container()
+        def life(app: Any, user: str) -> None:
             cid = connection_id()
-            try:
-                barrier.wait()
-                app.connect(cid, query={"token": token(user)}, headers={}, connected_at_ms=0 + int(1e3 * __import__("time").time()))
-                stub.register(cid)
-                opened.append(cid)
-                if random.random() < 0.5:  # half close again at once, racing the others' connects
-                    stub.unregister(cid)
-                    app.disconnect(cid)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                app.sender.close()
-
-        threads = [threading.Thread(target=life, args=(u,)) for u in users for _ in range(tabs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert errors == []
-        dynamodb = client()
-        assert invariants.all_problems(dynamodb, stub.is_live) == []
-        # Everyone leaves, all at once.
-        leaving = [c for c in opened if stub.is_live(c)]
-        barrier = threading.Barrier(max(1, len(leaving)))
-
-        def leave(cid: str) -> None:
-            app = container()
-            try:
-                barrier.wait()
+            app.connect(cid, query={"token": token(user)}, headers={}, connected_at_ms=int(1e3 * time.time()))
+            stub.register(cid)
+            opened.append(cid)
+            if random.random() < 0.5:  # half close again at once, racing the others' connects
                 stub.unregister(cid)
                 app.disconnect(cid)
-            except BaseException as exc:  # noqa: BLE001
-                errors.append(exc)
-            finally:
-                app.sender.close()
 
-        threads = [threading.Thread(target=leave, args=(c,)) for c in leaving]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
-        assert errors == []
+        def leave(app: Any, cid: str) -> None:
+            stub.unregister(cid)
+            app.disconnect(cid)
+
+        all_at_once(life, [u for u in users for _ in range(tabs)])
+        dynamodb = client()
+        assert invariants.all_problems(dynamodb, stub.is_live) == []
+        all_at_once(leave, [c for c in opened if stub.is_live(c)])  # everyone leaves, all at once
         assert invariants.all_problems(dynamodb, stub.is_live) == []
         assert invariants.Model.read(dynamodb).counter == 0
 

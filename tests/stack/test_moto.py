@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
+from collections.abc import Iterator
 
 import boto3
 from botocore.config import Config
@@ -44,14 +46,24 @@ def _live(cls: type) -> int:
     return sum(1 for obj in gc.get_objects() if type(obj) is cls)
 
 
-def test_moto_keeps_no_copy_of_the_table_per_transaction():
-    original_new = BaseModel.__dict__["__new__"]
+@contextlib.contextmanager
+def _stack_moto(name: str) -> Iterator[tuple[MotoServer, LocalAws]]:
+    """The stack's moto server with the template's tables, stopped afterwards."""
     server = MotoServer("127.0.0.1", 0)
     server.start()
     try:
         server.reset()
-        aws = LocalAws(server.endpoint, tpl.load_template(None), "memtest")
+        aws = LocalAws(server.endpoint, tpl.load_template(None), name)
         aws.create()
+        yield server, aws
+        aws.close()
+    finally:
+        server.stop()
+
+
+def test_moto_keeps_no_copy_of_the_table_per_transaction():
+    original_new = BaseModel.__dict__["__new__"]
+    with _stack_moto("memtest") as (server, aws):
         client = _client(server.endpoint)
         table = aws.tables["ConnectionsTable"]
         for i in range(40):
@@ -65,21 +77,13 @@ def test_moto_keeps_no_copy_of_the_table_per_transaction():
         assert _live(Table) == tables_before
         assert Item.instances_tracked == [] and Table.instances_tracked == []  # type: ignore[attr-defined]
         client.close()
-        aws.close()
-    finally:
-        server.stop()
     # moto is left as it was found: tracking on again once the stack's moto stops.
     restored = BaseModel.__dict__["__new__"]
     assert getattr(restored, "__func__", restored) is getattr(original_new, "__func__", original_new)
 
 
 def test_cancelled_transactions_do_not_undo_concurrent_writes():
-    server = MotoServer("127.0.0.1", 0)
-    server.start()
-    try:
-        server.reset()
-        aws = LocalAws(server.endpoint, tpl.load_template(None), "racetest")
-        aws.create()
+    with _stack_moto("racetest") as (server, aws):
         table = aws.tables["ConnectionsTable"]
         seed = _client(server.endpoint)
         seed.put_item(TableName=table, Item={"pk": {"S": "user#taken"}, "sk": {"S": "user"}})
@@ -118,6 +122,3 @@ def test_cancelled_transactions_do_not_undo_concurrent_writes():
         missing = [f"conn#{w}-{i}" for w in range(writers) for i in range(per_writer) if f"conn#{w}-{i}" not in keys]
         assert not missing, f"{len(missing)} acknowledged writes lost, e.g. {missing[:3]}"
         seed.close()
-        aws.close()
-    finally:
-        server.stop()
