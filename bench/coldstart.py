@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 
 from bench import common
-from bench.common import LAYER, ROOT, measured_line, median, table, update_doc
+from bench.common import LAYER, ROOT, measured_line, median, table
 
 FUNCTIONS = ("connect", "disconnect", "message", "notify")
 ENDPOINT = "https://abcdef1234.execute-api.us-east-1.amazonaws.com/prod"
@@ -212,11 +212,7 @@ def run(quick: bool = False, write_doc: bool | None = None) -> dict:
     print("  -X importtime profiles ...", flush=True)
     profiles = {c: importtime_profile(c, it_runs) for c in ["baseline"] + list(FUNCTIONS)}
     r["profiles"] = profiles
-    text = markdown(r, quick)
-    print()
-    print(text)
-    if write_doc if write_doc is not None else not quick:
-        update_doc("coldstart", text, after="fanout")
+    common.report("coldstart", markdown(r, quick), quick=quick, write_doc=write_doc, after="fanout")
     return r
 
 

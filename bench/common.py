@@ -67,6 +67,15 @@ def markers(name: str) -> tuple[str, str]:
             f"<!-- END bench:{name} -->")
 
 
+def report(name: str, text: str, *, quick: bool, write_doc: bool | None, after: str | None = None) -> None:
+    """Print a benchmark's section and write it into docs/performance.md, unless the run is
+    quick (or `write_doc` says otherwise)."""
+    print()
+    print(text)
+    if write_doc if write_doc is not None else not quick:
+        update_doc(name, text, after)
+
+
 def update_doc(name: str, body: str, after: str | None = None) -> None:
     """Replace the section between bench:`name`'s markers (or append it, after `after`'s section)."""
     begin, end = markers(name)

@@ -21,7 +21,7 @@ import re
 import sys
 
 from bench import common
-from bench.common import DOC, measured_line, table, today, update_doc
+from bench.common import DOC, measured_line, table, today
 
 # -- prices: us-east-1, first tier, as published (sources in SOURCES) -----------------------------
 PRICES = {
@@ -259,11 +259,8 @@ def run(quick: bool = False, write_doc: bool | None = None) -> dict:
     lines += [f"* {what}: {where}" for what, where in SOURCES]
     lines += ["", "Not included: data transfer out, CloudWatch Logs and X-Ray (the template enables tracing), storage, "
                   "the idle SQS long polls of the queue trigger (a fixed few tens of cents a month), free tiers."]
-    text = "\n".join(lines)
-    print(text)
     result["connection_minutes"] = {"ours": ours_cm, "naive": naive_cm}
-    if write_doc if write_doc is not None else not quick:
-        update_doc("cost", text, after="latency")
+    common.report("cost", "\n".join(lines), quick=quick, write_doc=write_doc, after="latency")
     return result
 
 

@@ -38,7 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from bench import common
-from bench.common import LAYER, ROOT, measured_line, table, update_doc
+from bench.common import LAYER, ROOT, measured_line, table
 
 if str(LAYER) not in sys.path:
     sys.path.insert(0, str(LAYER))
@@ -512,14 +512,10 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
     result = {"rows": [dict(name=r.name, minimum=r.minimum, **r.usage.to_dict()) for r in rows],
               "notifications": [dict(name=r.name, minimum=r.minimum, **r.usage.to_dict()) for r in notif],
               "date": time.strftime("%Y-%m-%d"), "quick": quick}
-    text = markdown(rows, notif, quick)
-    print()
-    print(text)
     if not quick:
         LAST.clear()
         LAST.update(result)
-    if write_doc if write_doc is not None else not quick:
-        update_doc("dynamodb", text, after="coldstart")
+    common.report("dynamodb", markdown(rows, notif, quick), quick=quick, write_doc=write_doc, after="coldstart")
     return result
 
 

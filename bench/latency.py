@@ -34,7 +34,7 @@ import time
 from typing import Any
 
 from bench import common
-from bench.common import ROOT, measured_line, percentile, table, update_doc
+from bench.common import ROOT, measured_line, percentile, table
 
 
 
@@ -301,11 +301,7 @@ def run(quick: bool = False, write_doc: bool | None = None, clients: int | None 
     r["duplicates"] = sum(v["duplicates"] for k, v in summary.items() if not k.startswith("naive:"))
     r["strays"] = report["strays"]
     r["closed"] = report["closed"]
-    text = markdown(r, quick)
-    print()
-    print(text)
-    if write_doc if write_doc is not None else not quick:
-        update_doc("latency", text, after="dynamodb")
+    common.report("latency", markdown(r, quick), quick=quick, write_doc=write_doc, after="dynamodb")
     return r
 
 
