@@ -212,9 +212,9 @@ class StreamPoller(_Worker):
                 "batchSize": len(records), "streamArn": self.stream_arn,
             },
         }
-        self.discarded.append(info)
         if self.sqs is not None and self.on_failure_url:
             self.sqs.send_message(QueueUrl=self.on_failure_url, MessageBody=json.dumps(info))
+        self.discarded.append(info)  # after the message, so a watcher of `discarded` finds it queued
 
 
 def _iso(epoch: Any) -> str | None:
