@@ -107,7 +107,7 @@ def layer_modules() -> str:
                 wanted.append(d)
     tops = {top for top, dists in packages_distributions().items()
             if any(canonicalize_name(d) in seen for d in dists)}
-    return ",".join(sorted(tops | {"app", "realtime"}))
+    return ",".join(sorted(tops | {"app", "realtime", "monitor"}))
 
 
 def lambda_env(function: str, tracing: bool = True) -> dict[str, str]:
@@ -117,6 +117,7 @@ def lambda_env(function: str, tracing: bool = True) -> dict[str, str]:
     fn_dir = str(ROOT / "functions" / function)
     env.update({
         "CONNECTIONS_TABLE": "realtime-ConnectionsTable-ABC", "DOCUMENTS_TABLE": "realtime-DocumentsTable-ABC",
+        "COMMENTS_TABLE": "realtime-CommentsTable-ABC", "REALTIME_APP": "monitor",
         "PHASES": "view,edit,review", "PRESENCE_TTL_SECONDS": "60", "ALLOWED_ORIGINS": "",
         "WEBSOCKET_ENDPOINT": ENDPOINT, "JWT_SECRET": "bench-secret-that-is-at-least-32-bytes-long",
         "DOCUMENT_FIELDS": "slug,title,abstract,image", "FANOUT_PAGE_SIZE": "1000",

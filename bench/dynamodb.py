@@ -47,6 +47,7 @@ if str(ROOT) not in sys.path:
 
 CONNECTIONS = "connections"
 DOCUMENTS = "documents"
+COMMENTS = "comments"
 LAST: dict[str, Any] = {}  # the last full run's figures in this process (`python -m bench cost` reads them)
 
 ENV = {
@@ -55,7 +56,7 @@ ENV = {
     "POWERTOOLS_TRACE_DISABLED": "1", "POWERTOOLS_SERVICE_NAME": "realtime-bench",
     "POWERTOOLS_METRICS_NAMESPACE": "RealtimeBench", "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "ERROR",
-    "CONNECTIONS_TABLE": CONNECTIONS, "DOCUMENTS_TABLE": DOCUMENTS,
+    "CONNECTIONS_TABLE": CONNECTIONS, "DOCUMENTS_TABLE": DOCUMENTS, "COMMENTS_TABLE": COMMENTS,
     "PHASES": "view,edit,review", "PRESENCE_TTL_SECONDS": "60", "ALLOWED_ORIGINS": "",
     "FANOUT_PAGE_SIZE": "1000",
 }
@@ -351,7 +352,8 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
         stack.enter_context(mock_aws())
         stub = stack.enter_context(ManagementStub(accept_all=True, record_bodies=False))
         raw = boto3.client("dynamodb", region_name="us-east-1")
-        create_tables(raw, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS})
+        create_tables(raw, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS,
+                                  "CommentsTable": COMMENTS})
         sqs_raw = boto3.client("sqs", region_name="us-east-1")
         queue_url = sqs_raw.create_queue(QueueName="fanout")["QueueUrl"]
         queue_arn = sqs_raw.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -32,6 +32,7 @@ from tests.apigw import SECRET, ApiGateway  # noqa: E402
 
 CONNECTIONS = "connections"
 DOCUMENTS = "documents"
+COMMENTS = "comments"
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ def aws() -> Iterator[None]:
 @pytest.fixture
 def dynamodb(aws: None):
     client = boto3.client("dynamodb", region_name="us-east-1")
-    create_tables(client, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS})
+    create_tables(client, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS,
+                                 "CommentsTable": COMMENTS})
     return client
 
 
@@ -59,6 +61,7 @@ def gateway(dynamodb, stub: ManagementStub, monkeypatch: pytest.MonkeyPatch) -> 
     env = {
         "CONNECTIONS_TABLE": CONNECTIONS,
         "DOCUMENTS_TABLE": DOCUMENTS,
+        "COMMENTS_TABLE": COMMENTS,
         "WEBSOCKET_ENDPOINT": stub.endpoint,
         "JWT_SECRET": SECRET,
         "PHASES": "view,edit,review",

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from monitor.documents import valid_slug
+from monitor.presence import document_group
 from realtime import keys
 from realtime.presence import Held
 
@@ -26,16 +28,16 @@ def test_presence_tokens_round_trip(slug: str, phase: str) -> None:
 def test_prefixes_do_not_overlap() -> None:
     # "a" must not match "a#b"'s items, nor "a%23b"'s.
     assert not keys.presence_sk("a#b", "view", "c1").startswith(keys.presence_prefix("a"))
-    assert keys.document_group("a#b") != keys.document_group("a%23b")
-    assert keys.slug_of_group(keys.document_group("a#b/c")) == "a#b/c"
+    assert document_group("a#b") != document_group("a%23b")
+    assert keys.group_key("document", document_group("a#b/c")) == "a#b/c"
 
 
 @pytest.mark.parametrize("bad", [None, 5, "", "x" * 257, "a\u0000b", "a\nb", "\ud800"])
 def test_invalid_slugs(bad) -> None:
     with pytest.raises(keys.InvalidKey):
-        keys.valid_slug(bad)
+        valid_slug(bad)
 
 
 def test_unicode_and_separators_are_fine() -> None:
     for slug in ("a#b", "über/straße", "50%", "a b", "emoji-🎉"):
-        assert keys.valid_slug(slug) == slug
+        assert valid_slug(slug) == slug

@@ -114,11 +114,11 @@ def test_unregistered_connection_is_told_to_reconnect(gateway: ApiGateway) -> No
 
 
 def test_internal_errors_are_answered_not_raised(gateway: ApiGateway, signed_in: str, monkeypatch) -> None:
-    from realtime.consumer import Realtime
+    from realtime.routing import Router
 
     def boom(self, *args):
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr(Realtime, "_on_subscribe", boom)
+    monkeypatch.setattr(Router, "_subscribe", boom)
     error = only_error(gateway.send(signed_in, {"action": "subscribe", "stream": "users", "id": 8}))
     assert error == {"id": 8, "code": "internal", "message": "internal error"}

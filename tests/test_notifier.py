@@ -317,8 +317,10 @@ def test_state_frames_are_not_redelivered(gateway: ApiGateway, fanout_queue) -> 
 ])
 def test_malformed_redelivery_messages_fail_alone(gateway: ApiGateway, fanout_queue, body: dict) -> None:
     _, _, arn = fanout_queue
-    delivery = {"kind": "notification", "slug": "x", "seq": "1", "old": None, "new": {"public": True},
-                "data": {"slug": "x"}, "fields_changed": True}
+    frame = json.dumps({"stream": "notifications", "payload": {"action": "create", "model": "document", "pk": "x",
+                                                               "data": {"slug": "x"}, "seq": "1"}})
+    delivery = {"kind": "change", "old": None, "new": {"everyone": True}, "gained": frame,
+                "signed_in_only": True, "redeliver": True}
 
     def message(message_id: str, fields: dict) -> dict:
         return {"MessageId": message_id, "ReceiptHandle": "r", "Attributes": {}, "MessageAttributes": {},

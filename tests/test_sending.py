@@ -60,7 +60,7 @@ def test_a_mass_disconnect_removes_a_bounded_share_of_the_gone_per_broadcast(gat
     """Every `$disconnect` of a mass disconnect finds the same gone recipients: each handler
     removes at most MAX_INLINE_REMOVALS of them (their own `$disconnect` removes the rest),
     so its work does not grow with the group, and the counter still ends exact."""
-    from realtime.consumer import MAX_INLINE_REMOVALS
+    from realtime.removal import MAX_INLINE_REMOVALS
 
     gw = gateway
     watcher = gw.login("watcher")

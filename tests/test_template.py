@@ -53,7 +53,7 @@ FUNCTIONS = {
 BROADCASTERS = set(FUNCTIONS)  # every function may broadcast, so every one may queue pages
 
 ENVIRONMENT = {
-    "CONNECTIONS_TABLE", "DOCUMENTS_TABLE", "PHASES", "PRESENCE_TTL_SECONDS", "ALLOWED_ORIGINS",
+    "REALTIME_APP", "CONNECTIONS_TABLE", "DOCUMENTS_TABLE", "COMMENTS_TABLE", "PHASES", "PRESENCE_TTL_SECONDS", "ALLOWED_ORIGINS",
     "WEBSOCKET_ENDPOINT", "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL",
     "DOCUMENT_FIELDS", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
@@ -82,6 +82,7 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
         "AWS::StackName": "realtime", "AWS::URLSuffix": "amazonaws.com",
         "RealtimeApi": API_ID, "ConnectionsTable": "Connections", "DocumentsTable": "Documents",
+        "CommentsTable": "Comments",
         "FanoutQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Fanout",
         "FanoutDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/FanoutDlq",
         "NotifyFailureQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/NotifyFailure",
@@ -91,6 +92,8 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "ConnectionsTable.Arn": table_arn("Connections"),
         "DocumentsTable.Arn": table_arn("Documents"),
         "DocumentsTable.StreamArn": table_arn("Documents") + "/stream/2026-01-01T00:00:00.000",
+        "CommentsTable.Arn": table_arn("Comments"),
+        "CommentsTable.StreamArn": table_arn("Comments") + "/stream/2026-01-01T00:00:00.000",
         "FanoutQueue.Arn": queue_arn("Fanout"),
         "FanoutDeadLetterQueue.Arn": queue_arn("FanoutDlq"),
         "NotifyFailureQueue.Arn": queue_arn("NotifyFailure"),
@@ -185,7 +188,7 @@ def assert_connection_indexes(indexes: dict[str, dict]) -> None:
 
 def test_table_definitions_match_the_data_model() -> None:
     tables = table_definitions(TEMPLATE)
-    assert set(tables) == {"ConnectionsTable", "DocumentsTable"}
+    assert set(tables) == {"ConnectionsTable", "DocumentsTable", "CommentsTable"}
 
     connections = tables["ConnectionsTable"]
     assert connections["BillingMode"] == "PAY_PER_REQUEST"
@@ -206,17 +209,24 @@ def test_table_definitions_match_the_data_model() -> None:
     assert documents["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
     assert "GlobalSecondaryIndexes" not in documents
 
+    comments = tables["CommentsTable"]
+    assert comments["BillingMode"] == "PAY_PER_REQUEST"
+    assert comments["KeySchema"] == [{"AttributeName": "document", "KeyType": "HASH"},
+                                     {"AttributeName": "id", "KeyType": "RANGE"}]
+    assert comments["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
     assert time_to_live(TEMPLATE) == {"ConnectionsTable": "ttl"}
 
 
 def test_table_protection_and_encryption() -> None:
-    for name in ("ConnectionsTable", "DocumentsTable"):
+    for name in ("ConnectionsTable", "DocumentsTable", "CommentsTable"):
         assert props(name)["SSESpecification"] == {"SSEEnabled": True}
         assert "TableName" not in props(name), "let CloudFormation name tables: several stacks per account"
-    documents = resource("DocumentsTable")
-    assert documents["DeletionPolicy"] == "Retain"
-    assert documents["UpdateReplacePolicy"] == "Retain"
-    assert documents["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    for name in ("DocumentsTable", "CommentsTable"):  # the application's data: kept, recoverable
+        bound = resource(name)
+        assert bound["DeletionPolicy"] == "Retain"
+        assert bound["UpdateReplacePolicy"] == "Retain"
+        assert bound["Properties"]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
 
 @mock_aws
@@ -262,7 +272,7 @@ def test_create_tables_defaults_and_idempotence() -> None:
     client = boto3.client("dynamodb", region_name=REGION)
     create_tables(client)  # default: the repository's template, tables named by logical id
     create_tables(client)  # again: existing tables are left alone
-    assert sorted(client.list_tables()["TableNames"]) == ["ConnectionsTable", "DocumentsTable"]
+    assert sorted(client.list_tables()["TableNames"]) == ["CommentsTable", "ConnectionsTable", "DocumentsTable"]
     with pytest.raises(ValueError, match="NoSuchTable"):
         create_tables(client, TEMPLATE, {"NoSuchTable": "x"})
 
@@ -314,6 +324,8 @@ def test_environment_names_and_values() -> None:
         assert values["WEBSOCKET_ENDPOINT"] == f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
         assert values["CONNECTIONS_TABLE"] == "Connections"
         assert values["DOCUMENTS_TABLE"] == "Documents"
+        assert values["COMMENTS_TABLE"] == "Comments"
+        assert values["REALTIME_APP"] == "monitor"
         assert values["FANOUT_QUEUE_URL"] == refs["FanoutQueue"]
         assert values["PHASES"] == "view,edit,review"
         assert values["PRESENCE_TTL_SECONDS"] == "60"
@@ -384,17 +396,19 @@ def test_sweep_schedule() -> None:
 
 def test_notifier_event_sources_and_queues() -> None:
     events = SPECS["NotifyFunction"]["Events"]
-    stream = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
-    assert len(stream) == 1
-    stream = stream[0]
-    assert stream["Stream"] == {"Fn::GetAtt": ["DocumentsTable", "StreamArn"]}
-    assert stream["StartingPosition"] == "LATEST"
-    assert 1 <= stream["BatchSize"] <= 1000
-    assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert stream["BisectBatchOnFunctionError"] is True
-    assert 0 <= stream["MaximumRetryAttempts"] <= 10
-    assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 86400
-    assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {"Fn::GetAtt": ["NotifyFailureQueue", "Arn"]}
+    streams = [e["Properties"] for e in events.values() if e["Type"] == "DynamoDB"]
+    # One mapping per bound table; the notifier routes each record by its table.
+    assert sorted(s["Stream"]["Fn::GetAtt"][0] for s in streams) == ["CommentsTable", "DocumentsTable"]
+    for stream in streams:
+        assert stream["Stream"]["Fn::GetAtt"][1] == "StreamArn"
+        assert stream["StartingPosition"] == "LATEST"
+        assert 1 <= stream["BatchSize"] <= 1000
+        assert stream["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert stream["BisectBatchOnFunctionError"] is True
+        assert 0 <= stream["MaximumRetryAttempts"] <= 10
+        assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 86400
+        assert stream["DestinationConfig"]["OnFailure"]["Destination"] == {
+            "Fn::GetAtt": ["NotifyFailureQueue", "Arn"]}
 
     sqs = [e["Properties"] for e in events.values() if e["Type"] == "SQS"]
     assert len(sqs) == 1
@@ -425,6 +439,8 @@ def test_outputs() -> None:
     assert outputs["ConnectionsTableName"] == "Connections"
     assert outputs["DocumentsTableName"] == "Documents"
     assert outputs["DocumentsTableArn"] == table_arn("Documents")
+    assert outputs["CommentsTableName"] == "Comments"
+    assert outputs["CommentsTableArn"] == table_arn("Comments")
     assert outputs["FanoutQueueUrl"] == refs["FanoutQueue"]
 
 
@@ -524,9 +540,9 @@ def _management_arns() -> set[str]:
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_iam_least_privilege(logical_id: str) -> None:
-    connections, documents = table_arn("Connections"), table_arn("Documents")
+    connections, documents, comments = table_arn("Connections"), table_arn("Documents"), table_arn("Comments")
     allowed_dynamodb = {connections, connections + "/index/*", documents, documents + "/index/*",
-                        documents + "/stream/*"}
+                        documents + "/stream/*", comments, comments + "/stream/*"}
     grants = _grants(_statements(logical_id))
     for action, resources in grants.items():
         assert "*" not in action.split(":", 1)[1] or action.startswith("xray:"), f"wildcard action {action}"
@@ -553,6 +569,13 @@ def test_iam_least_privilege(logical_id: str) -> None:
             assert action in ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan"), action
     if "dynamodb:Scan" in grants:
         assert logical_id == "MessageFunction", "only the documents snapshot scans (the documents table)"
+    # Comments are written through the socket: only by the message function, never scanned.
+    comment_actions = {a for a, r in grants.items() if comments in r}
+    if logical_id == "MessageFunction":
+        assert comment_actions == {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem",
+                                   "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    else:
+        assert not comment_actions, f"{logical_id} never touches comments items"
 
     # Every broadcaster may queue fan-out pages.
     fanout = queue_arn("Fanout")
@@ -582,10 +605,10 @@ def test_iam_secret_read_only_when_configured() -> None:
 
 def test_iam_notifier_reads_only_its_stream_and_queue() -> None:
     grants = _grants(_statements("NotifyFunction"))
-    stream = table_arn("Documents") + "/stream/*"
+    streams = {table_arn("Documents") + "/stream/*", table_arn("Comments") + "/stream/*"}
     for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
                    "dynamodb:ListStreams"):
-        assert grants[action] == {stream}, action
+        assert grants[action] == streams, action
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert grants[action] == {queue_arn("Fanout")}, action
     assert grants["sqs:SendMessage"] == {queue_arn("Fanout"), queue_arn("NotifyFailure")}

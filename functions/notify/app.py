@@ -1,6 +1,7 @@
-"""Notify: the documents table's stream, and the fan-out queue's pages.
+"""Notify: the bound tables' streams, and the fan-out queue's pages.
 
-Stream batches come from DynamoDB (`eventSource` `aws:dynamodb`); fan-out pages from
+Stream batches come from DynamoDB (`eventSource` `aws:dynamodb`; each record goes to
+the binding of its table, `eventSourceARN`); fan-out pages from
 SQS (`aws:sqs`). Both go through Powertools' `BatchProcessor`, so one bad record is
 reported in `batchItemFailures` and never blocks or replays the others.
 """
@@ -26,7 +27,7 @@ def notifier() -> Notifier:
     endpoint = runtime.settings().websocket_endpoint
     if not endpoint:
         raise ConfigurationError("the notifier needs WEBSOCKET_ENDPOINT (the template sets it)")
-    return Notifier(runtime.app(endpoint))
+    return runtime.app(endpoint).notifier
 
 
 def on_stream_record(record: DynamoDBRecord) -> None:

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from monitor.documents import valid_slug
 from realtime import keys
 from realtime.dynamo import from_item
 
@@ -22,7 +23,10 @@ PHASES = ("view", "edit", "review")
 #: API Gateway connection ids: base64 of random bytes (the tests and the local stack use the same shape).
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
 ENCODED = re.compile(r"^[A-Za-z0-9_.~%-]+$")
-FIXED_GROUPS = {keys.USERS_GROUP, keys.DOCUMENTS_GROUP, keys.NOTIFICATIONS_GROUP}
+#: The reference application's groups: its streams' names, and one group per document for
+#: the `document` and `comments` streams.
+FIXED_GROUPS = {"users", "documents", "notifications"}
+DOCUMENT_GROUP_PREFIXES = ("document/", "comments/")
 
 
 def scan(client: Any, table: str = CONNECTIONS) -> list[dict[str, Any]]:
@@ -44,7 +48,7 @@ def _encoded_slug_problem(encoded: str) -> str | None:
     if keys.encode(slug) != encoded:
         return f"encoded slug {encoded!r} is not the canonical encoding of {slug!r}"
     try:
-        keys.valid_slug(slug)
+        valid_slug(slug)
     except keys.InvalidKey as exc:
         return f"encoded slug {encoded!r} decodes to an invalid slug: {exc}"
     return None
@@ -89,8 +93,8 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
                             None if phase in phases else f"unknown phase {phase!r}",
                             None if CONNECTION_ID.match(conn) else f"bad connection id {conn!r}",
                             None if values.get("conn") == conn else "conn attribute differs from the key",
-                            None if values.get("doc") == keys.decode(encoded) else "doc attribute differs from the key",
-                            None if values.get("phase") == phase else "phase attribute differs from the key",
+                            None if values.get("room") == keys.decode(encoded) else "room attribute differs from the key",
+                            None if values.get("state") == phase else "state attribute differs from the key",
                             None if values.get("ttl") == values.get("expires") else "ttl differs from expires"):
                 if problem:
                     bad(problem)
@@ -111,8 +115,9 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
                 group = sk[2:]
                 if values.get("grp") != group or values.get("gsk") != conn:
                     bad("grp/gsk differ from the key")
-                if group.startswith(keys.DOCUMENT_GROUP_PREFIX):
-                    problem = _encoded_slug_problem(group[len(keys.DOCUMENT_GROUP_PREFIX):])
+                prefix = next((p for p in DOCUMENT_GROUP_PREFIXES if group.startswith(p)), None)
+                if prefix is not None:
+                    problem = _encoded_slug_problem(group[len(prefix):])
                     if problem:
                         bad(problem)
                 elif group not in FIXED_GROUPS:
@@ -157,7 +162,7 @@ class Model:
         rosters: dict[str, dict[str, set[str]]] = defaultdict(lambda: {p: set() for p in phases})
         for item in self.presence:
             if int(item["expires"]) > now:
-                rosters[item["doc"]][item["phase"]].add(item["uid"])
+                rosters[item["room"]][item["state"]].add(item["uid"])
         return {slug: {p: sorted(users) for p, users in roster.items()} for slug, roster in rosters.items()}
 
     def without(self, *attributes: str) -> list[tuple]:
@@ -186,7 +191,7 @@ def consistency_problems(model: Model) -> list[str]:
             problems.append(f"connection {conn!r} of {uid!r} is not counted")
     for item in model.presence:
         record = model.connections.get(item["conn"])
-        token = f"{keys.encode(item['doc'])}{keys.SEP}{item['phase']}"
+        token = keys.presence_token(item["room"], item["state"])
         if record is None:
             problems.append(f"presence of unknown connection {item['conn']!r}")
         elif token not in set(record.get("pres", ())):

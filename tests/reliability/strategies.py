@@ -98,7 +98,8 @@ def expected_parse_error(frame: Any, size: int) -> set[str] | None:
         if not _spec_slug_ok(slug):
             return {"bad_request"}
         try:
-            from realtime.keys import InvalidKey, valid_slug
+            from monitor.documents import valid_slug
+            from realtime.keys import InvalidKey
 
             valid_slug(slug)
         except InvalidKey:  # stricter than the spec (unassigned characters, key length): allowed

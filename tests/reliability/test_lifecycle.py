@@ -175,9 +175,10 @@ def test_racing_connects_and_disconnects_of_the_same_users(moto_server: str, stu
     def client():
         return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=moto_server)
 
-    create_tables(client(), names={"ConnectionsTable": "connections", "DocumentsTable": "documents"})
-    settings = Settings(connections_table="connections", documents_table="documents", jwt_secret=SECRET,
-                        websocket_endpoint=stub.endpoint)
+    create_tables(client(), names={"ConnectionsTable": "connections", "DocumentsTable": "documents",
+                                   "CommentsTable": "comments"})
+    settings = Settings(connections_table="connections", jwt_secret=SECRET, websocket_endpoint=stub.endpoint,
+                        environment={"DOCUMENTS_TABLE": "documents", "COMMENTS_TABLE": "comments"})
 
     def container():  # one per thread: separate Lambda containers
         from realtime.auth import TokenVerifier

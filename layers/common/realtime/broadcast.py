@@ -4,8 +4,8 @@ The first page of a group's members is sent inline. When the group is larger tha
 `FANOUT_PAGE_SIZE`, the rest is cut into key ranges (reading keys only) and each range
 becomes one SQS message that the notify function's queue consumer delivers in a
 parallel invocation, so no handler's latency grows with the audience. A `Delivery`
-decides per member what, if anything, it receives, and travels in the queue message so
-later pages apply the very same decision.
+(`realtime.deliveries`) decides per member what, if anything, it receives, and travels
+in the queue message so later pages apply the very same decision.
 
 Recipients whose posts still fail after the sender's retries (429, 5xx, timeouts) are
 queued again, with a growing delay, when the delivery is an event (`redeliver`): a
@@ -21,8 +21,9 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from realtime.deliveries import Delivery, delivery_from_message
 from realtime.groups import Groups, Member, PageRange
 from realtime.retry import backoff
 
@@ -36,81 +37,6 @@ SQS_BATCH_LIMIT = 10
 REDELIVERY_DELAYS = (5, 15, 45, 120, 120)
 #: Connection ids per redelivery message (well under SQS's 256 KB).
 REDELIVERY_CHUNK = 500
-
-
-class Delivery(Protocol):
-    """What each member of a group receives.
-
-    A delivery may also define `drop_after(member) -> bool`: members for whom it is true
-    leave the group once their frame is sent (a reader who lost access to a document), and
-    `redeliver = True` when recipients whose posts failed should get it later (events).
-    """
-
-    kind: str
-
-    def frame_for(self, member: Member) -> bytes | None: ...
-
-    def to_message(self) -> dict[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who may read a document: enough to decide per recipient, small enough to queue."""
-
-    public: bool = True
-    owner: str | None = None
-    readers: frozenset[str] = frozenset()
-
-    def allows(self, user_id: str | None) -> bool:
-        if self.public:
-            return True
-        return user_id is not None and (user_id == self.owner or user_id in self.readers)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"public": self.public, "owner": self.owner, "readers": sorted(self.readers)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Access:
-        return cls(bool(data["public"]), data.get("owner"), frozenset(data.get("readers", ())))
-
-
-@dataclass(frozen=True)
-class FrameDelivery:
-    """The same frame for every member, optionally only those who may read a document."""
-
-    frame: bytes
-    access: Access | None = None
-    kind: str = field(default="frame", init=False)
-
-    def frame_for(self, member: Member) -> bytes | None:
-        if self.access is not None and not self.access.allows(member.user_id):
-            return None
-        return self.frame
-
-    def to_message(self) -> dict[str, Any]:
-        return {"kind": self.kind, "frame": self.frame.decode(),
-                "access": self.access.to_dict() if self.access else None}
-
-    @classmethod
-    def from_message(cls, data: dict[str, Any]) -> FrameDelivery:
-        access = Access.from_dict(data["access"]) if data.get("access") else None
-        return cls(data["frame"].encode(), access)
-
-
-_DELIVERIES: dict[str, Callable[[dict[str, Any]], Delivery]] = {"frame": FrameDelivery.from_message}
-
-
-def register_delivery(kind: str, factory: Callable[[dict[str, Any]], Delivery]) -> None:
-    """Let a queue consumer rebuild deliveries of `kind` (the notifier registers its own)."""
-    _DELIVERIES[kind] = factory
-
-
-def delivery_from_message(data: dict[str, Any]) -> Delivery:
-    try:
-        factory = _DELIVERIES[data["kind"]]
-    except KeyError:
-        raise ValueError(f"unknown delivery kind {data.get('kind')!r}") from None
-    return factory(data)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """The connections table's key layout (see docs/data-model.md).
 
-Client-supplied values are percent-encoded before they enter a key, so the `#`
-separator can only ever come from this module: a slug such as ``a#b`` is stored as
-``a%23b`` and cannot reach into another item's key range.
+Client-supplied values (room names, subscription parameters) are percent-encoded before
+they enter a key or a group name, so the `#` separator can only ever come from this
+module: a room such as ``a#b`` is stored as ``a%23b`` and cannot reach into another
+item's key range.
 """
 
 from __future__ import annotations
@@ -18,35 +19,31 @@ COUNTER_PK = "counter"
 COUNTER_SK = "users"
 SWEEP_SHARDS = 4
 
-#: Longest encoded slug we put in a key; DynamoDB sort keys stop at 1,024 bytes.
-MAX_ENCODED_SLUG = 600
-MAX_SLUG_CHARS = 256
-
-USERS_GROUP = "users"
-DOCUMENTS_GROUP = "documents"
-NOTIFICATIONS_GROUP = "notifications"
-DOCUMENT_GROUP_PREFIX = "document/"
+#: Longest encoded value we put in a key; DynamoDB sort keys stop at 1,024 bytes.
+MAX_ENCODED = 600
+MAX_CHARS = 256
 
 
 class InvalidKey(ValueError):
     """A client value that cannot be used as (part of) a key."""
 
 
-def valid_slug(slug: object) -> str:
-    """Return `slug` if it is a usable document slug, else raise `InvalidKey`."""
-    if not isinstance(slug, str) or not slug:
-        raise InvalidKey("document must be a non-empty string")
-    if len(slug) > MAX_SLUG_CHARS:
-        raise InvalidKey(f"document must be at most {MAX_SLUG_CHARS} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cn") for ch in slug):
-        raise InvalidKey("document contains control or unassigned characters")
-    if len(encode(slug)) > MAX_ENCODED_SLUG:
-        raise InvalidKey("document is too long")
-    return slug
+def valid_key(value: object, field: str) -> str:
+    """Return `value` if a client may use it as a key part (a room, a subscription
+    parameter), else raise `InvalidKey` naming `field`."""
+    if not isinstance(value, str) or not value:
+        raise InvalidKey(f"{field} must be a non-empty string")
+    if len(value) > MAX_CHARS:
+        raise InvalidKey(f"{field} must be at most {MAX_CHARS} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Cn") for ch in value):
+        raise InvalidKey(f"{field} contains control or unassigned characters")
+    if len(encode(value)) > MAX_ENCODED:
+        raise InvalidKey(f"{field} is too long")
+    return value
 
 
 def encode(value: str) -> str:
-    """Percent-encode everything but unreserved ASCII: the result never holds `#`."""
+    """Percent-encode everything but unreserved ASCII: the result never holds `#` or `/`."""
     return quote(value, safe="")
 
 
@@ -54,24 +51,36 @@ def decode(value: str) -> str:
     return unquote(value)
 
 
+def group(prefix: str, key: str) -> str:
+    """A group named by a client value, e.g. ``document/<encoded slug>``."""
+    return f"{prefix}/{encode(key)}"
+
+
+def group_key(prefix: str, name: str) -> str | None:
+    """The client value of a group made by `group(prefix, ...)`, else None."""
+    head = prefix + "/"
+    return decode(name[len(head):]) if name.startswith(head) else None
+
+
 def connection_pk(connection_id: str) -> str:
     return f"c{SEP}{connection_id}"
 
 
-def group_sk(group: str) -> str:
-    return f"g{SEP}{group}"
+def group_sk(group_name: str) -> str:
+    return f"g{SEP}{group_name}"
 
 
-def presence_pointer_sk(slug: str, phase: str) -> str:
-    return f"p{SEP}{encode(slug)}{SEP}{phase}"
+def presence_token(room: str, state: str) -> str:
+    """What a connection record lists for each presence it holds."""
+    return f"{encode(room)}{SEP}{state}"
 
 
-def presence_sk(slug: str, phase: str, connection_id: str) -> str:
-    return f"{encode(slug)}{SEP}{phase}{SEP}{connection_id}"
+def presence_sk(room: str, state: str, connection_id: str) -> str:
+    return f"{encode(room)}{SEP}{state}{SEP}{connection_id}"
 
 
-def presence_prefix(slug: str) -> str:
-    return f"{encode(slug)}{SEP}"
+def presence_prefix(room: str) -> str:
+    return f"{encode(room)}{SEP}"
 
 
 def sweep_shard(connection_id: str) -> str:
@@ -81,13 +90,3 @@ def sweep_shard(connection_id: str) -> str:
 
 def sweep_shards() -> list[str]:
     return [f"s{SEP}{n}" for n in range(SWEEP_SHARDS)]
-
-
-def document_group(slug: str) -> str:
-    return DOCUMENT_GROUP_PREFIX + encode(slug)
-
-
-def slug_of_group(group: str) -> str | None:
-    if group.startswith(DOCUMENT_GROUP_PREFIX):
-        return decode(group[len(DOCUMENT_GROUP_PREFIX):])
-    return None

@@ -1,14 +1,13 @@
-"""Data binding: every write to the documents table reaches the browsers that may see it.
+"""Data binding: every write to a bound table reaches the browsers that may see it.
 
-The documents table's stream feeds `Notifier.handle_record`. Like Django Channels 1's
-binding, each recipient's frame is decided from who could read the old image and who
-can read the new one: gaining access is a `create`, losing it a `delete` (carrying only
-the slug), keeping it an `update` (only when a whitelisted field changed). Only the
-fields in `DOCUMENT_FIELDS` ever leave the server.
-
-The same decision keeps the concurrency monitor in sync: the `documents` list and the
-`document` stream hear of creations, renames, deletions and visibility changes, and
-subscribers who lose access are told (`removed`) and dropped from the document's group.
+Each bound table's stream feeds `Notifier.handle_record`, which finds the record's
+binding by its table (`eventSourceARN`) and turns the images into model instances
+(PynamoDB). Like Django Channels 1's binding, each recipient's frame is decided from
+who could read the old version and who can read the new one: gaining access is a
+`create`, losing it a `delete` (carrying only the key), keeping it an `update` (only
+when a field the binding shows changed). Only the binding's `fields` leave the server.
+The binding's `changed` hook then lets state streams derived from the table (a list, a
+roster) say what the change means for them.
 
 Every decision is a serialisable `Delivery`, so pages of a large group delivered later
 from the fan-out queue apply exactly the decision taken for the first page.
@@ -16,199 +15,90 @@ from the fan-out queue apply exactly the decision taken for the first page.
 
 from __future__ import annotations
 
-import base64
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+import logging
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from realtime import keys, protocol
-from realtime.broadcast import Access, BroadcastReport, QueuedPage, register_delivery
-from realtime.consumer import Realtime, access_of
-from realtime.documents import Document
-from realtime.groups import Member
-from realtime.presence import Roster
+from realtime.bindings import Binding, Change
+from realtime.broadcast import BroadcastReport, QueuedPage
+from realtime.deliveries import ChangeDelivery
 
-NOTIFICATIONS_STREAM = "notifications"
-MODEL = "document"
+if TYPE_CHECKING:
+    from realtime.publishing import Publisher
+    from realtime.services import Services
+
+logger = logging.getLogger(__name__)
 
 
 class InvalidRecord(ValueError):
-    """A stream record that cannot be interpreted (it goes to the on-failure destination)."""
+    """A record that cannot be interpreted (it goes to the on-failure destination)."""
 
 
-def jsonable(value: Any) -> Any:
-    """DynamoDB values as JSON: sets become sorted lists, binary becomes base64."""
-    if isinstance(value, (set, frozenset)):
-        return sorted((jsonable(v) for v in value), key=repr)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode()
-    if hasattr(value, "value") and isinstance(getattr(value, "value"), (bytes, bytearray)):  # boto3 Binary
-        return base64.b64encode(bytes(value.value)).decode()
-    if isinstance(value, list):
-        return [jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: jsonable(v) for k, v in value.items()}
-    return value
+def table_of(arn: object) -> str | None:
+    """`arn:aws:dynamodb:<region>:<account>:table/<name>/stream/<label>` -> `<name>`."""
+    if not isinstance(arn, str):
+        return None
+    _, _, resource = arn.partition(":table/")
+    name, sep, _ = resource.partition("/stream/")
+    return name if sep and name else None
 
 
-@dataclass(frozen=True)
-class Change:
-    """One stream record, reduced to what the decisions need."""
+class Notifier:
+    def __init__(self, services: Services, bindings: Iterable[Binding[Any]], publisher: Publisher) -> None:
+        self.services = services
+        self.publisher = publisher
+        self.bindings = list(bindings)
 
-    slug: str
-    seq: str
-    old: Document | None
-    new: Document | None
+    def binding_for(self, record: Mapping[str, Any]) -> Binding[Any]:
+        table = table_of(record.get("eventSourceARN"))
+        for binding in self.bindings:
+            if binding.table == table:
+                return binding
+        raise InvalidRecord(f"no binding for the stream of table {table!r}")
 
-    @classmethod
-    def from_record(cls, record: Mapping[str, Any]) -> Change:
-        """From a Lambda DynamoDB-stream record (INSERT, MODIFY or REMOVE)."""
+    def change(self, record: Mapping[str, Any]) -> Change[Any]:
+        """The record as a `Change` of its binding's model; `InvalidRecord` if it is not one."""
         name = record.get("eventName")
         data = record.get("dynamodb")
         if name not in ("INSERT", "MODIFY", "REMOVE") or not isinstance(data, Mapping):
             raise InvalidRecord(f"not a DynamoDB stream record: eventName={name!r}")
-        slug = (data.get("Keys") or {}).get("slug", {}).get("S")
+        binding = self.binding_for(record)
+        key = data.get("Keys")
         seq = data.get("SequenceNumber")
-        if not isinstance(slug, str) or not slug or not isinstance(seq, str):
-            raise InvalidRecord("stream record without a slug key or a sequence number")
-        old = data.get("OldImage")
-        new = data.get("NewImage")
+        if not isinstance(key, Mapping) or not all(k in key for k in binding.key_names) or not isinstance(seq, str):
+            raise InvalidRecord("stream record without its keys or a sequence number")
+        old, new = data.get("OldImage"), data.get("NewImage")
         if name != "REMOVE" and not new:
             raise InvalidRecord("stream record without a new image (is the stream NEW_AND_OLD_IMAGES?)")
-        return cls(
-            slug=slug,
-            seq=seq,
-            old=Document.from_item({"slug": {"S": slug}, **old}) if old and name != "INSERT" else None,
-            new=Document.from_item({"slug": {"S": slug}, **new}) if new and name != "REMOVE" else None,
-        )
-
-
-def _access(document: Document | None) -> Access | None:
-    return access_of(document) if document is not None else None
-
-
-def _allows(access: Access | None, user_id: str | None) -> bool:
-    return access is not None and access.allows(user_id)
-
-
-def _access_dict(access: Access | None) -> dict[str, Any] | None:
-    return access.to_dict() if access is not None else None
-
-
-def _access_from(data: dict[str, Any] | None) -> Access | None:
-    return Access.from_dict(data) if data else None
-
-
-@dataclass(frozen=True)
-class NotificationDelivery:
-    """The `notifications` stream: create, update or delete per recipient."""
-
-    slug: str
-    seq: str
-    old: Access | None
-    new: Access | None
-    data: dict[str, Any]
-    fields_changed: bool
-    kind: str = field(default="notification", init=False)
-    #: An event: recipients whose posts failed get it later (clients dedupe on `seq`).
-    redeliver: bool = field(default=True, init=False)
-
-    def frame_for(self, member: Member) -> bytes | None:
-        if member.user_id is None:
-            return None  # anonymous connections never get notifications
-        could, can = _allows(self.old, member.user_id), _allows(self.new, member.user_id)
-        if can and not could:
-            return self._frame("create", self.data)
-        if could and not can:
-            return self._frame("delete", {"slug": self.slug})
-        if could and can and self.fields_changed:
-            return self._frame("update", self.data)
-        return None
-
-    def _frame(self, action: str, data: dict[str, Any]) -> bytes:
-        return protocol.encode_frame(NOTIFICATIONS_STREAM, {
-            "action": action, "model": MODEL, "pk": self.slug, "data": data, "seq": self.seq,
-        })
-
-    def to_message(self) -> dict[str, Any]:
-        return {"kind": self.kind, "slug": self.slug, "seq": self.seq, "old": _access_dict(self.old),
-                "new": _access_dict(self.new), "data": self.data, "fields_changed": self.fields_changed}
-
-    @classmethod
-    def from_message(cls, data: dict[str, Any]) -> NotificationDelivery:
-        return cls(data["slug"], data["seq"], _access_from(data["old"]), _access_from(data["new"]),
-                   data["data"], bool(data["fields_changed"]))
-
-
-@dataclass(frozen=True)
-class MonitorDelivery:
-    """The concurrency monitor (`documents` list or `document` stream) after a document write.
-
-    Readers who gain access, or who keep it across a rename, get the document's entry;
-    readers who lose it get `removed` (and, on the `document` stream, leave its group).
-    """
-
-    slug: str
-    stream: str  # "documents" or "document"
-    old: Access | None
-    new: Access | None
-    title: str
-    roster: Roster
-    renamed: bool
-    kind: str = field(default="monitor", init=False)
-
-    def frame_for(self, member: Member) -> bytes | None:
-        could, can = _allows(self.old, member.user_id), _allows(self.new, member.user_id)
-        if could and not can:
-            return self._frame({"document": self.slug, "removed": True})
-        if can and (not could or self.renamed):
-            return self._frame({"document": self.slug, "title": self.title, "phases": self.roster})
-        return None
-
-    def drop_after(self, member: Member) -> bool:
-        """Subscribers of the document who may no longer read it leave its group."""
-        return self.stream == protocol.DOCUMENT and not _allows(self.new, member.user_id)
-
-    def _frame(self, entry: dict[str, Any]) -> bytes:
-        if self.stream == protocol.DOCUMENTS:
-            return protocol.encode_frame(protocol.DOCUMENTS, {"documents": [entry], "full": False})
-        return protocol.encode_frame(protocol.DOCUMENT, entry)
-
-    def to_message(self) -> dict[str, Any]:
-        return {"kind": self.kind, "slug": self.slug, "stream": self.stream, "old": _access_dict(self.old),
-                "new": _access_dict(self.new), "title": self.title, "roster": self.roster, "renamed": self.renamed}
-
-    @classmethod
-    def from_message(cls, data: dict[str, Any]) -> MonitorDelivery:
-        return cls(data["slug"], data["stream"], _access_from(data["old"]), _access_from(data["new"]),
-                   data["title"], data["roster"], bool(data["renamed"]))
-
-
-register_delivery("notification", NotificationDelivery.from_message)
-register_delivery("monitor", MonitorDelivery.from_message)
-
-
-class Notifier:
-    """Turns document changes into deliveries and fans them out through the app's broadcaster."""
-
-    def __init__(self, app: Realtime) -> None:
-        self.app = app
-        self.fields = app.settings.document_fields
+        return Change(binding, seq,
+                      old=binding.load({**old, **key}) if old and name != "INSERT" else None,
+                      new=binding.load({**new, **key}) if new and name != "REMOVE" else None)
 
     def handle_record(self, record: Mapping[str, Any]) -> BroadcastReport:
-        """One DynamoDB stream record; raises only for what a retry can fix or nothing can interpret."""
-        change = Change.from_record(record)
+        """One stream record; raises only for what a retry can fix or nothing can interpret."""
+        change = self.change(record)
+        binding = change.binding
         report = BroadcastReport()
-        old_data = change.old.whitelisted(self.fields) if change.old else {}
-        new_data = change.new.whitelisted(self.fields) if change.new else {}
-        old_access, new_access = _access(change.old), _access(change.new)
-        notification = NotificationDelivery(change.slug, change.seq, old_access, new_access,
-                                            jsonable(new_data), jsonable(old_data) != jsonable(new_data))
-        report.add(self.app.broadcaster.send(keys.NOTIFICATIONS_GROUP, notification))
-
-        renamed = bool(change.old and change.new and change.old.title != change.new.title)
-        if renamed or old_access != new_access:
-            report.add(self._monitor(change, old_access, new_access, renamed))
+        old_data = binding.data(change.old) if change.old is not None else {}
+        new_data = binding.data(change.new) if change.new is not None else {}
+        old_audience = binding.audience(change.old) if change.old is not None else None
+        new_audience = binding.audience(change.new) if change.new is not None else None
+        current = change.new if change.new is not None else change.old
+        assert current is not None
+        delivery = ChangeDelivery(
+            old_audience, new_audience,
+            gained=binding.event("create", current, new_data, change.seq),
+            kept=binding.event("update", current, new_data, change.seq) if old_data != new_data else None,
+            lost=binding.event("delete", current, change.key_values, change.seq),
+            signed_in_only=not binding.anonymous, redeliver=True,
+        )
+        groups: list[str] = []
+        for instance in (change.old, change.new):
+            if instance is not None:
+                groups.extend(g for g in binding.group_names(instance) if g not in groups)
+        for group in groups:
+            report.add(self.services.broadcaster.send(group, delivery))
+        report.add(binding.changed(change))
         self._cleanup(report)
         return report
 
@@ -218,25 +108,15 @@ class Notifier:
             queued = QueuedPage.parse(body)
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidRecord(f"not a fan-out page: {exc}") from None
-        report = self.app.broadcaster.send_queued(queued)
+        report = self.services.broadcaster.send_queued(queued)
         self._cleanup(report)
-        return report
-
-    def _monitor(self, change: Change, old: Access | None, new: Access | None, renamed: bool) -> BroadcastReport:
-        report = BroadcastReport()
-        title = change.new.title if change.new else ""
-        roster = self.app.presence.roster(change.slug, self.app.clock()) if change.new else self.app.presence.empty_roster()
-        for stream, group in ((protocol.DOCUMENTS, keys.DOCUMENTS_GROUP),
-                              (protocol.DOCUMENT, keys.document_group(change.slug))):
-            delivery = MonitorDelivery(change.slug, stream, old, new, title, roster, renamed)
-            report.add(self.app.broadcaster.send(group, delivery))
         return report
 
     def _cleanup(self, report: BroadcastReport) -> None:
         """Connections found gone while notifying are removed, and what they held is published."""
-        changes = self.app.remove_gone(report.gone)
-        self.app.telemetry.count("NotificationsSent", report.sent)
-        self.app.telemetry.count("Redelivering", report.redelivering)
-        self.app.telemetry.count("DeliveriesAbandoned", report.abandoned)
-        self.app.telemetry.count("SendFailed", report.failed)
-        self.app.publish(changes)
+        telemetry = self.services.telemetry
+        telemetry.count("NotificationsSent", report.sent)
+        telemetry.count("Redelivering", report.redelivering)
+        telemetry.count("DeliveriesAbandoned", report.abandoned)
+        telemetry.count("SendFailed", report.failed)
+        self.publisher.cleanup(report)

@@ -1,8 +1,9 @@
-"""Protocol v1: parsing client frames and building server frames (docs/protocol.md).
+"""Protocol v1 on the wire: parsing client frames and building server frames (docs/protocol.md).
 
 Parsing is total: every input either becomes a `Request` or raises `ProtocolError`
-carrying the error code the client will see. Nothing here touches the network or
-the tables.
+carrying the error code the client will see. What a frame *means* (which actions and
+streams exist, which fields they take) is the router's business (`realtime.routing`);
+this module knows only the envelope. Nothing here touches the network or the tables.
 """
 
 from __future__ import annotations
@@ -10,17 +11,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from realtime.keys import InvalidKey, valid_slug
-
-USERS, DOCUMENTS, DOCUMENT, NOTIFICATIONS = "users", "documents", "document", "notifications"
-STREAMS = (USERS, DOCUMENTS, DOCUMENT, NOTIFICATIONS)
 ACK, ERROR = "ack", "error"
-
-SUBSCRIBE, UNSUBSCRIBE, ENTER, LEAVE, HEARTBEAT = "subscribe", "unsubscribe", "enter", "leave", "heartbeat"
-ACTIONS = (SUBSCRIBE, UNSUBSCRIBE, ENTER, LEAVE, HEARTBEAT)
 
 # Error codes.
 BAD_REQUEST = "bad_request"
@@ -28,6 +23,7 @@ UNKNOWN_ACTION = "unknown_action"
 UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
+CONFLICT = "conflict"
 TOO_LARGE = "too_large"
 INTERNAL = "internal"
 
@@ -46,13 +42,21 @@ class ProtocolError(Exception):
 
 @dataclass(frozen=True)
 class Request:
-    """One well-formed client frame."""
+    """One client frame that is a JSON object with a string `action` and a usable `id`.
+
+    `fields` is the whole frame (flattened from Channels' demultiplexer envelope
+    `{"stream": ..., "payload": {...}}` when it came in one)."""
 
     action: str
     id: RequestId = None
-    stream: str | None = None
-    document: str | None = None
-    phase: str | None = None
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def stream(self) -> Any:
+        return self.fields.get("stream")
+
+    def fail(self, code: str, message: str) -> ProtocolError:
+        return ProtocolError(code, message, self.id)
 
 
 def _body_text(body: str | bytes | None, is_base64: bool) -> str:
@@ -71,20 +75,30 @@ def _body_text(body: str | bytes | None, is_base64: bool) -> str:
     return body
 
 
-def _request_id(message: dict[str, Any]) -> RequestId:
+def _json_object(text: str) -> dict[str, Any] | None:
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return message if isinstance(message, dict) else None
+
+
+def _flatten(message: dict[str, Any]) -> dict[str, Any]:
+    """Channels' demultiplexer envelope means the same as the flat frame it carries."""
+    if "action" not in message and isinstance(message.get("payload"), dict) and "stream" in message:
+        return {**message["payload"], "stream": message["stream"]}
+    return message
+
+
+def request_id(message: Mapping[str, Any]) -> RequestId:
+    """The frame's `id` when it is a string or an integer (the only ids echoed), else None."""
     value = message.get("id")
-    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
         return None
     return value
 
 
-def parse(
-    body: str | bytes | None,
-    phases: tuple[str, ...],
-    *,
-    is_base64: bool = False,
-    max_bytes: int = 8192,
-) -> Request:
+def parse(body: str | bytes | None, *, is_base64: bool = False, max_bytes: int = 8192) -> Request:
     """Turn a raw frame into a `Request`, or raise `ProtocolError`."""
     text = _body_text(body, is_base64)
     try:
@@ -92,60 +106,34 @@ def parse(
     except UnicodeEncodeError:  # lone surrogates cannot be sent back as JSON text either
         raise ProtocolError(BAD_REQUEST, "frame is not valid UTF-8") from None
     if size > max_bytes:
-        raise ProtocolError(TOO_LARGE, f"frames are limited to {max_bytes} bytes")
+        # Still answer the request it was, when it is readable: a client waits on that id.
+        whole = _json_object(text)
+        rid = request_id(_flatten(whole)) if whole is not None else None
+        raise ProtocolError(TOO_LARGE, f"frames are limited to {max_bytes} bytes", rid)
     try:
         message = json.loads(text)
     except (ValueError, RecursionError):
         raise ProtocolError(BAD_REQUEST, "frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ProtocolError(BAD_REQUEST, "frame must be a JSON object")
-
-    request_id = _request_id(message)
-    if "id" in message and message["id"] is not None and request_id is None:
+    message = _flatten(message)
+    rid = request_id(message)
+    if "id" in message and rid is None:
         raise ProtocolError(BAD_REQUEST, "id must be a string or an integer")
-
-    def fail(code: str, text: str) -> ProtocolError:
-        return ProtocolError(code, text, request_id)
-
     action = message.get("action")
     if not isinstance(action, str):
-        raise fail(BAD_REQUEST, "action must be a string")
-    if action not in ACTIONS:
-        raise fail(UNKNOWN_ACTION, f"unknown action {action[:64]!r}")
-    if action == HEARTBEAT:
-        return Request(action, request_id)
-
-    document: str | None = None
-    needs_document = action in (ENTER, LEAVE) or message.get("stream") == DOCUMENT
-    if needs_document:
-        try:
-            document = valid_slug(message.get("document"))
-        except InvalidKey as exc:
-            raise fail(BAD_REQUEST, str(exc)) from None
-
-    if action in (SUBSCRIBE, UNSUBSCRIBE):
-        stream = message.get("stream")
-        if not isinstance(stream, str):
-            raise fail(BAD_REQUEST, "stream must be a string")
-        if stream not in STREAMS:
-            raise fail(BAD_REQUEST, f"unknown stream {stream[:64]!r}")
-        return Request(action, request_id, stream=stream, document=document)
-
-    phase = message.get("phase")
-    if not isinstance(phase, str):
-        raise fail(BAD_REQUEST, "phase must be a string")
-    if phase not in phases:
-        raise fail(BAD_REQUEST, f"unknown phase {phase[:64]!r}; expected one of {', '.join(phases)}")
-    return Request(action, request_id, document=document, phase=phase)
+        raise ProtocolError(BAD_REQUEST, "action must be a string", rid)
+    return Request(action, rid, message)
 
 
-def encode_frame(stream: str, payload: dict[str, Any]) -> bytes:
+def encode_frame(stream: str, payload: Mapping[str, Any]) -> bytes:
     """The wire form of every server frame: `{"stream": ..., "payload": ...}`."""
     return json.dumps({"stream": stream, "payload": payload}, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def ack(request_id: RequestId) -> bytes:
-    return encode_frame(ACK, {"id": request_id})
+def ack(request_id: RequestId, **result: Any) -> bytes:
+    """`{"id": ...}`, plus what the request produced (a write's `pk` and `version`)."""
+    return encode_frame(ACK, {"id": request_id, **result})
 
 
 def error(code: str, message: str, request_id: RequestId = None) -> bytes:

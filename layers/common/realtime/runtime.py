@@ -15,25 +15,27 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from realtime.application import Application
+from realtime.application import load as load_application
 from realtime.auth import TokenVerifier
 from realtime.broadcast import Broadcaster, FanoutQueue
 from realtime.config import Settings
 from realtime.connections import Connections
-from realtime.consumer import Realtime
 from realtime.counter import UserCounter
-from realtime.documents import Documents
+from realtime.engine import Engine
 from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 from realtime.groups import Groups
 from realtime.presence import Presence
 from realtime.sender import Sender
-from realtime.telemetry import PowertoolsTelemetry
+from realtime.services import Services
+from realtime.telemetry import CountingTelemetry, PowertoolsTelemetry
 
 logger = Logger()
 metrics = Metrics()
 # Patch botocore only: by default X-Ray patches every library it can import (requests,
 # sqlite3, httpx...), which costs cold start for libraries these functions never call.
 tracer = Tracer(patch_modules=("botocore",))
-copy_config_to_registered_loggers(source_logger=logger, include={"realtime"})
+copy_config_to_registered_loggers(source_logger=logger, include={"realtime", "monitor"})
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -74,11 +76,11 @@ def verifier() -> TokenVerifier:
     return TokenVerifier.from_settings(config, secrets)
 
 
-_apps: list[Realtime] = []  # what app() built, for reset(): lru_cache cannot list what it holds
+_apps: list[Engine] = []  # what app() built, for reset(): lru_cache cannot list what it holds
 
 
 @lru_cache(maxsize=4)
-def app(endpoint: str) -> Realtime:
+def app(endpoint: str) -> Engine:
     """The application for one management endpoint (one per container in practice)."""
     clients = _clients()
     built = build(settings(), dynamodb=clients["dynamodb"], verifier=verifier,
@@ -90,26 +92,30 @@ def app(endpoint: str) -> Realtime:
 
 
 def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable[[], TokenVerifier], sender: Sender,
-          sqs: Callable[[], Any] | None = None, telemetry: Any = None) -> Realtime:
-    """Wire the application from explicit parts; `sqs` makes the fan-out queue's client when first needed."""
+          sqs: Callable[[], Any] | None = None, telemetry: Any = None,
+          application: Application | None = None) -> Engine:
+    """Wire the engine and the application (`REALTIME_APP`, unless given) from explicit parts;
+    `sqs` makes the fan-out queue's client when first needed."""
+    application = application or load_application(config.application, config.environment)
     table = config.connections_table
     groups = Groups(dynamodb, table)
     queue = FanoutQueue(sqs, config.fanout_queue_url) if sqs is not None and config.fanout_queue_url else None
-    return Realtime(
+    rooms = application.rooms
+    services = Services(
         settings=config,
         connections=Connections(dynamodb, table),
         groups=groups,
-        presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, phases=config.phases),
-        counter=UserCounter(dynamodb, table),
-        documents=Documents(dynamodb, config.documents_table),
         broadcaster=Broadcaster(groups, sender, page_size=config.fanout_page_size, queue=queue),
         sender=sender,
-        verifier=verifier,
-        telemetry=telemetry,
+        presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, states=rooms.states)
+        if rooms is not None else None,
+        counter=UserCounter(dynamodb, table) if application.counts_users else None,
+        telemetry=telemetry or CountingTelemetry(),
     )
+    return Engine(services, application, verifier=verifier)
 
 
-def websocket(event: dict[str, Any]) -> tuple[APIGatewayWebSocketEvent, Realtime]:
+def websocket(event: dict[str, Any]) -> tuple[APIGatewayWebSocketEvent, Engine]:
     """What every WebSocket handler does first: tag the logs, log the event (redacted), find the app."""
     ws = APIGatewayWebSocketEvent(event)
     request = ws.request_context

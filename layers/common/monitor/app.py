@@ -1,0 +1,30 @@
+"""The reference application's declaration: every stream, binding and presence room."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from realtime.application import Application
+from realtime.streams import CounterStream
+
+from monitor.comments import CommentBinding
+from monitor.documents import DocumentBinding
+from monitor.presence import DocumentList, DocumentRooms, DocumentRoster
+from monitor.settings import MonitorSettings
+
+
+class Users(CounterStream):
+    """`users`: `{"users": n}`, the number of distinct signed-in users online."""
+
+    name = "users"
+
+
+def application(environment: Mapping[str, str]) -> Application:
+    settings = MonitorSettings.from_env(environment)
+    documents = DocumentBinding(settings)
+    listing, roster = DocumentList(documents), DocumentRoster(documents)
+    documents.monitors = (listing, roster)
+    return Application(
+        [Users(), listing, roster, documents, CommentBinding(documents)],
+        rooms=DocumentRooms(settings.phases, documents),
+    )

@@ -1,0 +1,61 @@
+"""One application assembled for one container: the services and what runs on them.
+
+`realtime.runtime` builds an `Engine` once per container (`build` in tests); the Lambda
+handlers call its lifecycle (connect, receive, disconnect, sweep) and its notifier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from realtime.lifecycle import Lifecycle, SweepReport
+from realtime.notifier import Notifier
+
+if TYPE_CHECKING:
+    from realtime.application import Application
+    from realtime.auth import Identity, TokenVerifier
+    from realtime.broadcast import Broadcaster
+    from realtime.sender import Sender
+    from realtime.services import Services
+
+
+class Engine:
+    def __init__(self, services: Services, application: Application, *,
+                 verifier: TokenVerifier | Callable[[], TokenVerifier]) -> None:
+        application.bind(services)
+        self.services = services
+        self.application = application
+        self.lifecycle = Lifecycle(services, application, verifier=verifier)
+        self.notifier = Notifier(services, application.bindings, self.lifecycle.publisher)
+
+    # The lifecycle, for the handlers.
+    def connect(self, connection_id: str, *, query: Mapping[str, str] | None,
+                headers: Mapping[str, str] | None, connected_at_ms: int) -> Identity:
+        return self.lifecycle.connect(connection_id, query=query, headers=headers, connected_at_ms=connected_at_ms)
+
+    def receive(self, connection_id: str, body: str | bytes | None, *, is_base64: bool = False) -> None:
+        self.lifecycle.receive(connection_id, body, is_base64=is_base64)
+
+    def disconnect(self, connection_id: str) -> None:
+        self.lifecycle.disconnect(connection_id)
+
+    def sweep(self) -> SweepReport:
+        return self.lifecycle.sweep()
+
+    # What tests and tools reach for.
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.services.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.services.clock = clock
+
+    @property
+    def sender(self) -> Sender:
+        return self.services.sender
+
+    @property
+    def broadcaster(self) -> Broadcaster:
+        return self.services.broadcaster

@@ -1,0 +1,163 @@
+"""The connection lifecycle: connect, receive, disconnect and the sweep.
+
+Like a Django Channels consumer, each step is one small method; the Lambda handlers
+only translate API Gateway events into calls here. Every step that changes what others
+see (the user count, a roster) publishes the change before it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from realtime import protocol
+from realtime.auth import AuthError, Identity, TokenVerifier, authenticate
+from realtime.protocol import ProtocolError
+from realtime.publishing import Changes, Publisher
+from realtime.removal import Remover
+from realtime.routing import NOT_REGISTERED, Router
+from realtime.sender import ConnectionGone, SendError
+
+if TYPE_CHECKING:
+    from realtime.application import Application
+    from realtime.services import Services
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    checked: int = 0
+    removed: int = 0
+    expired_presence: int = 0
+    counter_repaired: bool = False
+
+
+class Lifecycle:
+    def __init__(self, services: Services, application: Application, *,
+                 verifier: TokenVerifier | Callable[[], TokenVerifier]) -> None:
+        self.services = services
+        self.application = application
+        self.remover = Remover(services)
+        self.publisher = Publisher(services, application.streams.values(), self.remover)
+        self.router = Router(application, services, self.reply)
+        self._verifier = verifier
+
+    @property
+    def verifier(self) -> TokenVerifier:
+        """Built on first use: only `$connect` verifies tokens (and may read the secret)."""
+        if not isinstance(self._verifier, TokenVerifier):
+            self._verifier = self._verifier()
+        return self._verifier
+
+    def connect(self, connection_id: str, *, query: Mapping[str, str] | None,
+                headers: Mapping[str, str] | None, connected_at_ms: int) -> Identity:
+        """Authenticate and register; raises `AuthError` to refuse the handshake."""
+        services = self.services
+        try:
+            identity = authenticate(query, headers, self.verifier, services.settings.allowed_origins)
+        except AuthError as exc:
+            services.telemetry.count(f"ConnectRefused{exc.status}")
+            raise
+        services.connections.register(connection_id, user_id=identity.user_id, name=identity.name,
+                                      connected_at_ms=connected_at_ms, now=services.clock())
+        services.telemetry.count("Connects")
+        if identity.user_id is not None and services.counter is not None \
+                and services.counter.join(identity.user_id, connection_id):
+            self.publisher.publish(Changes(counter=True))
+        return identity
+
+    def receive(self, connection_id: str, body: str | bytes | None, *, is_base64: bool = False) -> None:
+        """Handle one client frame; every outcome is an answer on the socket, never an exception."""
+        services = self.services
+        request_id: protocol.RequestId = None
+        changes = Changes()
+        try:
+            request = protocol.parse(body, is_base64=is_base64, max_bytes=services.settings.max_frame_bytes)
+            request_id = request.id
+            route = self.router.resolve(request)
+            services.telemetry.count(f"Messages.{route.action}")
+            now = services.clock()
+            connection = services.connections.touch(connection_id, now)
+            if connection is None:
+                raise request.fail(protocol.UNAUTHENTICATED, NOT_REGISTERED)
+            if connection.presence and services.presence is not None:
+                changes.rooms |= services.presence.refresh(connection, now)
+            result = route.run(connection, changes)
+            self.publisher.publish(changes)  # others hear of the change before the sender's ack
+            changes = Changes()
+            if request_id is not None:
+                self.reply(connection_id, protocol.ack(request_id, **(result or {})))
+        except ProtocolError as exc:
+            services.telemetry.count(f"Errors.{exc.code}")
+            echo = exc.request_id if exc.request_id is not None else request_id
+            self.reply(connection_id, protocol.error(exc.code, exc.message, echo))
+        except Exception:
+            logger.exception("frame failed")
+            services.telemetry.count(f"Errors.{protocol.INTERNAL}")
+            self.reply(connection_id, protocol.error(protocol.INTERNAL, "internal error", request_id))
+        try:  # a second chance for changes a failed publish left over; the frame is answered already
+            self.publisher.publish(changes)
+        except Exception:
+            logger.exception("changes could not be published")
+            services.telemetry.count("PublishFailed")
+
+    def disconnect(self, connection_id: str) -> None:
+        """Remove the connection and everything it holds, and tell the others."""
+        self.services.telemetry.count("Disconnects")
+        self.publisher.publish(self.remover.remove(connection_id))
+
+    def sweep(self) -> SweepReport:
+        """Heal what missed `$disconnect` calls left behind (run every minute).
+
+        Connections silent for `PRESENCE_TTL_SECONDS` are asked about with GET @connections:
+        410 (or past the 2-hour limit) removes them; a live answer keeps them. Expired
+        presence items are deleted and the counter is recounted.
+        """
+        services = self.services
+        now = services.clock()
+        report = SweepReport()
+        changes = Changes()
+        for connection_id in services.connections.stale(now - services.settings.presence_ttl_seconds):
+            report.checked += 1
+            record = services.connections.get(connection_id)
+            if record is None:
+                continue
+            if record.expired(now) or self._is_gone(connection_id):
+                changes.merge(self.remover.remove(connection_id))
+                # A `$disconnect` that died after uncounting the user never announced it:
+                # re-announce the counter whenever a signed-in connection is swept.
+                changes.counter |= record.user_id is not None
+                report.removed += 1
+        if services.presence is not None:
+            for connection_id, held in services.presence.expired(now):
+                services.presence.remove(connection_id, [held])
+                changes.rooms.add(held.room)
+                report.expired_presence += 1
+        if services.counter is not None and services.counter.reconcile() is not None:
+            report.counter_repaired = True
+            changes.counter = True
+        services.telemetry.count("SweepRemoved", report.removed)
+        self.publisher.publish(changes)
+        return report
+
+    # ---- sending to the connection itself -------------------------------------------------
+
+    def reply(self, connection_id: str, frame: bytes) -> None:
+        try:
+            self.services.sender.send(connection_id, frame)
+        except ConnectionGone:
+            self.services.telemetry.count("GoneRemoved")
+            self.publisher.publish(self.remover.remove(connection_id))
+        except SendError:
+            logger.warning("reply could not be delivered", extra={"recipient": connection_id})
+            self.services.telemetry.count("SendFailed")
+
+    def _is_gone(self, connection_id: str) -> bool:
+        try:
+            return self.services.sender.get_connection(connection_id) is None
+        except Exception:  # unsure (throttled, timed out): keep it until a later sweep knows
+            logger.warning("could not check connection", extra={"recipient": connection_id})
+            return False

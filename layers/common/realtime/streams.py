@@ -1,0 +1,103 @@
+"""Streams: the logical channels one socket carries, declared by the application.
+
+A `Stream` is to this engine what a consumer is to Django Channels: a small class that
+says what subscribing means (which group the connection joins, who may, what snapshot
+it gets first) and, for state streams, what to broadcast when something it shows has
+changed. The router (`realtime.routing`) sends each frame to the stream it names, like
+Channels' demultiplexer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from realtime import protocol
+from realtime.broadcast import BroadcastReport
+from realtime.deliveries import FrameDelivery
+from realtime.protocol import ProtocolError, Request
+
+if TYPE_CHECKING:
+    from realtime.connections import Connection
+    from realtime.publishing import Changes
+    from realtime.services import Services
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What one subscribe frame asks for: the group it joins, and its parameters."""
+
+    group: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Stream:
+    """One logical stream. Subclasses set `name` and override what they need."""
+
+    #: The name clients use in `stream` (and the group joined, unless `subscription` says otherwise).
+    name: ClassVar[str] = ""
+    #: Whether anonymous connections may subscribe.
+    anonymous: ClassVar[bool] = True
+
+    services: Services
+
+    def bind(self, services: Services) -> None:
+        """Called once when the application is built for a container."""
+        self.services = services
+
+    # ---- subscribing -------------------------------------------------------------------
+
+    def subscription(self, request: Request) -> Subscription:
+        """Validate the frame's parameters (raise `bad_request`); the default takes none."""
+        return Subscription(self.name)
+
+    def authorize(self, connection: Connection, subscription: Subscription, request: Request) -> Any:
+        """Raise `ProtocolError` (forbidden, not_found) if this connection may not subscribe;
+        what it returns (what it read to decide) is handed to `snapshot`."""
+        return None
+
+    def snapshot(self, connection: Connection, subscription: Subscription, authorized: Any = None,
+                 ) -> Iterable[Mapping[str, Any]]:
+        """Payloads sent on this stream right after subscribing (before the ack)."""
+        return ()
+
+    # ---- other actions -----------------------------------------------------------------
+
+    def actions(self) -> Mapping[str, Any]:
+        """Actions beyond subscribe/unsubscribe that frames on this stream may carry, each
+        an `Action` (`realtime.routing`)."""
+        return {}
+
+    # ---- state broadcasts --------------------------------------------------------------
+
+    def announce(self, changes: Changes) -> BroadcastReport:
+        """Broadcast what `changes` means for this stream's subscribers (state streams)."""
+        return BroadcastReport()
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def frame(self, payload: Mapping[str, Any]) -> bytes:
+        return protocol.encode_frame(self.name, payload)
+
+    def refuse_anonymous(self, request: Request) -> ProtocolError:
+        return request.fail(protocol.UNAUTHENTICATED, f"sign in to receive {self.name}")
+
+
+class CounterStream(Stream):
+    """The live count of distinct signed-in users: `{<key>: n}` on subscribe and on change."""
+
+    key: ClassVar[str] = "users"
+
+    def payload(self) -> dict[str, int]:
+        assert self.services.counter is not None
+        return {self.key: self.services.counter.value()}
+
+    def snapshot(self, connection: Connection, subscription: Subscription, authorized: Any = None,
+                 ) -> Iterable[Mapping[str, Any]]:
+        return [self.payload()]
+
+    def announce(self, changes: Changes) -> BroadcastReport:
+        if not changes.counter:
+            return BroadcastReport()
+        return self.services.broadcaster.send(self.name, FrameDelivery(self.frame(self.payload())))
