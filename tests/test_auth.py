@@ -24,8 +24,8 @@ import pytest
 
 from realtime import runtime
 from realtime.auth import MAX_NAME_CHARS, AuthError, TokenVerifier, check_origin, clean_name
-from realtime.config import ConfigurationError, Settings
-from realtime.signing_keys import JWKS_TIMEOUT_SECONDS, MAX_JWKS_BYTES
+from realtime.config import JWKS_TIMEOUT_SECONDS, ConfigurationError, Settings
+from realtime.signing_keys import MAX_JWKS_BYTES
 from tests.apigw import SECRET, ApiGateway, token
 from tests.issuer import (  # noqa: F401 - fixtures
     CLIENT_ID,
@@ -348,6 +348,7 @@ def test_a_broken_key_endpoint_is_a_401(issuer: Issuer, key_clock: FakeClock, ki
     assert refuses(verifier_for(issuer, key_clock), issuer.token())
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # signing with the weak key
 @pytest.mark.parametrize("jwk", [
     {"kty": "oct", "k": base64.urlsafe_b64encode(b"k" * 32).decode(), "kid": "k1"},  # a symmetric key
     {"kty": "RSA", "kid": "k1", "n": "AQAB"},  # no exponent
@@ -504,6 +505,7 @@ def test_a_short_secret_in_secrets_manager_is_a_configuration_error(secrets: Any
         arn_verifier(secrets, arn, key_clock)
 
 
+@pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # signing with the short secret
 def test_a_short_rotated_secret_is_ignored(secrets: Any, key_clock: FakeClock,
                                            realtime_logs: list[logging.LogRecord]) -> None:
     arn = secrets.create_secret(Name="realtime/jwt", SecretString=SECRET)["ARN"]

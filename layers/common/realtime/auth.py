@@ -16,7 +16,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from realtime.config import ConfigurationError, Settings, jwks_url_for
+from realtime.config import (
+    DEFAULT_JWKS_CACHE_SECONDS,
+    DEFAULT_JWKS_MIN_REFETCH_SECONDS,
+    DEFAULT_JWT_MAX_AGE_SECONDS,
+    JWKS_TIMEOUT_SECONDS,
+    ConfigurationError,
+    Settings,
+    jwks_url_for,
+)
 
 if TYPE_CHECKING:
     from realtime.signing_keys import JwksKeys, SecretSource
@@ -24,7 +32,6 @@ if TYPE_CHECKING:
 LEEWAY_SECONDS = 30
 MAX_USER_ID_CHARS = 256
 MAX_NAME_CHARS = 64
-DEFAULT_MAX_AGE_SECONDS = 86_400
 #: Characters that render as nothing, or reorder or break what follows (bidi overrides,
 #: zero-width joiners, controls, line separators, private-use and unassigned code points).
 INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
@@ -60,9 +67,10 @@ class TokenVerifier:
 
     def __init__(self, *, secret: str = "", secrets: SecretSource | None = None, issuer: str = "",
                  audience: str = "", jwks_url: str = "", token_use: str = "",
-                 max_age: int = DEFAULT_MAX_AGE_SECONDS, leeway: int = LEEWAY_SECONDS,
-                 jwks_cache_seconds: int = 300, jwks_min_refetch_seconds: int = 30,
-                 jwks_timeout: float | None = None, clock: Callable[[], float] = time.time) -> None:
+                 max_age: int = DEFAULT_JWT_MAX_AGE_SECONDS, leeway: int = LEEWAY_SECONDS,
+                 jwks_cache_seconds: int = DEFAULT_JWKS_CACHE_SECONDS,
+                 jwks_min_refetch_seconds: int = DEFAULT_JWKS_MIN_REFETCH_SECONDS,
+                 jwks_timeout: float = JWKS_TIMEOUT_SECONDS, clock: Callable[[], float] = time.time) -> None:
         self._issuer = issuer
         self._audience = audience
         self._token_use = token_use
@@ -81,9 +89,8 @@ class TokenVerifier:
             elif secrets is not None:
                 self._secrets = secrets
             else:
-                timeout = signing_keys.JWKS_TIMEOUT_SECONDS if jwks_timeout is None else jwks_timeout
                 self._jwks = signing_keys.JwksKeys(jwks_url_for(issuer, jwks_url), lifespan=jwks_cache_seconds,
-                                                   min_refetch=jwks_min_refetch_seconds, timeout=timeout,
+                                                   min_refetch=jwks_min_refetch_seconds, timeout=jwks_timeout,
                                                    clock=clock)
 
     @classmethod
@@ -169,7 +176,7 @@ class TokenVerifier:
         iat = _numeric_date(claims, "iat")
         _numeric_date(claims, "nbf")
         start = iat if iat is not None else self._clock()
-        if exp is None or exp - start > self._max_age:
+        if exp is not None and exp - start > self._max_age:
             raise AuthError(401, "invalid token: lifetime over JWT_MAX_AGE_SECONDS")
 
 

@@ -20,6 +20,12 @@ CONNECTION_TTL_MARGIN_SECONDS = 10 * 60
 MIN_HS256_SECRET_BYTES = 32
 #: A Secrets Manager secret is re-read after a signature failure at most this often.
 SECRET_REREAD_SECONDS = 60
+DEFAULT_SECRET_CACHE_SECONDS = 300
+DEFAULT_JWT_MAX_AGE_SECONDS = 24 * 60 * 60
+DEFAULT_JWKS_CACHE_SECONDS = 300
+DEFAULT_JWKS_MIN_REFETCH_SECONDS = 30
+#: The whole key-set fetch, below API Gateway's 29 s integration timeout with room to spare.
+JWKS_TIMEOUT_SECONDS = 5.0
 TOKEN_USES = ("access", "id")  # Cognito's `token_use` claim
 
 
@@ -87,11 +93,11 @@ class Settings:
     jwt_audience: str = ""
     jwt_audience_waived: bool = False
     jwt_token_use: str = ""
-    jwt_max_age_seconds: int = 86_400
-    jwt_secret_cache_seconds: int = 300
+    jwt_max_age_seconds: int = DEFAULT_JWT_MAX_AGE_SECONDS
+    jwt_secret_cache_seconds: int = DEFAULT_SECRET_CACHE_SECONDS
     jwks_url: str = ""
-    jwks_cache_seconds: int = 300
-    jwks_min_refetch_seconds: int = 30
+    jwks_cache_seconds: int = DEFAULT_JWKS_CACHE_SECONDS
+    jwks_min_refetch_seconds: int = DEFAULT_JWKS_MIN_REFETCH_SECONDS
     document_fields: tuple[str, ...] = DEFAULT_DOCUMENT_FIELDS
     fanout_page_size: int = 1000
     fanout_queue_url: str = ""
@@ -122,11 +128,12 @@ class Settings:
             jwt_audience=env.get("JWT_AUDIENCE", ""),
             jwt_audience_waived=_bool(env, "JWT_AUDIENCE_WAIVED"),
             jwt_token_use=_choice(env, "JWT_TOKEN_USE", TOKEN_USES),
-            jwt_max_age_seconds=_int(env, "JWT_MAX_AGE_SECONDS", 86_400, minimum=60),
-            jwt_secret_cache_seconds=_int(env, "JWT_SECRET_CACHE_SECONDS", 300, minimum=SECRET_REREAD_SECONDS),
+            jwt_max_age_seconds=_int(env, "JWT_MAX_AGE_SECONDS", DEFAULT_JWT_MAX_AGE_SECONDS, minimum=60),
+            jwt_secret_cache_seconds=_int(env, "JWT_SECRET_CACHE_SECONDS", DEFAULT_SECRET_CACHE_SECONDS,
+                                          minimum=SECRET_REREAD_SECONDS),
             jwks_url=env.get("JWKS_URL", ""),
-            jwks_cache_seconds=_int(env, "JWKS_CACHE_SECONDS", 300),
-            jwks_min_refetch_seconds=_int(env, "JWKS_MIN_REFETCH_SECONDS", 30),
+            jwks_cache_seconds=_int(env, "JWKS_CACHE_SECONDS", DEFAULT_JWKS_CACHE_SECONDS),
+            jwks_min_refetch_seconds=_int(env, "JWKS_MIN_REFETCH_SECONDS", DEFAULT_JWKS_MIN_REFETCH_SECONDS),
             document_fields=_split(env.get("DOCUMENT_FIELDS")) or DEFAULT_DOCUMENT_FIELDS,
             fanout_page_size=_int(env, "FANOUT_PAGE_SIZE", 1000),
             fanout_queue_url=env.get("FANOUT_QUEUE_URL", ""),

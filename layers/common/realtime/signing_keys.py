@@ -24,7 +24,15 @@ from urllib.parse import urlsplit
 import jwt
 from botocore.exceptions import BotoCoreError, ClientError
 
-from realtime.config import MIN_HS256_SECRET_BYTES, SECRET_REREAD_SECONDS, ConfigurationError
+from realtime.config import (
+    DEFAULT_JWKS_CACHE_SECONDS,
+    DEFAULT_JWKS_MIN_REFETCH_SECONDS,
+    DEFAULT_SECRET_CACHE_SECONDS,
+    JWKS_TIMEOUT_SECONDS,
+    MIN_HS256_SECRET_BYTES,
+    SECRET_REREAD_SECONDS,
+    ConfigurationError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +40,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 Clock = Callable[[], float]
 
-#: Below API Gateway's 29 s integration timeout with room for the rest of `$connect`.
-JWKS_TIMEOUT_SECONDS = 5.0
 #: A key set is a few keys (Cognito publishes two); anything larger is not one.
 MAX_JWKS_BYTES = 256 * 1024
 SECRET_STAGES = ("AWSCURRENT", "AWSPREVIOUS")
@@ -81,11 +87,9 @@ class Held(Generic[T]):
             value = self._fetch_now(now, forced=True)
         return look(value)
 
-    def get(self, *, refresh: bool = False) -> T:
-        with self._lock:
-            now = self._clock()
-            value = None if refresh and now >= self._held_back_until else self._fresh(now)
-            return value if value is not None else self._fetch_now(now, forced=refresh)
+    def get(self) -> T:
+        """The held value, fetched first when none is fresh."""
+        return self.find(lambda value: value)  # type: ignore[return-value]  # a value is never None
 
     def _fresh(self, now: float) -> T | None:
         return self._value if self._value is not None and now - self._fetched_at < self._lifespan else None
@@ -118,8 +122,9 @@ class JwksKeys(jwt.PyJWKClient):
     is replaced; key parsing, signing-key filtering and `kid` matching stay PyJWT's.
     """
 
-    def __init__(self, uri: str, *, lifespan: float = 300, min_refetch: float = 30,
-                 timeout: float = JWKS_TIMEOUT_SECONDS, clock: Clock = time.time) -> None:
+    def __init__(self, uri: str, *, lifespan: float = DEFAULT_JWKS_CACHE_SECONDS,
+                 min_refetch: float = DEFAULT_JWKS_MIN_REFETCH_SECONDS, timeout: float = JWKS_TIMEOUT_SECONDS,
+                 clock: Clock = time.time) -> None:
         super().__init__(uri, cache_keys=False, cache_jwk_set=False, timeout=timeout)
         self._held: Held[jwt.PyJWKSet] = Held(self._fetch_key_set, lifespan=lifespan,
                                                min_interval=min_refetch, clock=clock)
@@ -135,10 +140,8 @@ class JwksKeys(jwt.PyJWKClient):
         return key
 
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        """PyJWKClient's name for `signing_key` (its `get_signing_key_from_jwt` calls it)."""
         return self.signing_key(kid)
-
-    def get_jwk_set(self, refresh: bool = False) -> jwt.PyJWKSet:
-        return self._held.get(refresh=refresh)
 
     @staticmethod
     def _signing_keys(key_set: jwt.PyJWKSet) -> list[jwt.PyJWK]:
@@ -219,7 +222,8 @@ class SecretsManagerSecret:
     values (at most once per `SECRET_REREAD_SECONDS`), and held at most `lifespan` seconds,
     so a secret moved out of both stages stops verifying within that time."""
 
-    def __init__(self, client: Any, arn: str, *, lifespan: float = 300, clock: Clock = time.time) -> None:
+    def __init__(self, client: Any, arn: str, *, lifespan: float = DEFAULT_SECRET_CACHE_SECONDS,
+                 clock: Clock = time.time) -> None:
         self._client = client
         self._arn = arn
         self._held: Held[tuple[str, ...]] = Held(self._read, lifespan=lifespan,
