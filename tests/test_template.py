@@ -55,6 +55,8 @@ BROADCASTERS = set(FUNCTIONS)  # every function may broadcast, so every one may 
 ENVIRONMENT = {
     "REALTIME_APP", "CONNECTIONS_TABLE", "DOCUMENTS_TABLE", "COMMENTS_TABLE", "PHASES", "PRESENCE_TTL_SECONDS", "ALLOWED_ORIGINS",
     "WEBSOCKET_ENDPOINT", "JWT_SECRET_ARN", "JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL",
+    "JWT_SECRET_CACHE_SECONDS", "JWT_AUDIENCE_WAIVED", "JWT_TOKEN_USE", "JWT_MAX_AGE_SECONDS",
+    "JWKS_CACHE_SECONDS", "JWKS_MIN_REFETCH_SECONDS",
     "DOCUMENT_FIELDS", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
     "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     # Declared empty only so `sam local invoke --env-vars` may set them (events/README.md).
@@ -366,6 +368,39 @@ def test_parameters() -> None:
     pattern = params["JwtSecretArn"]["AllowedPattern"]
     assert re.fullmatch(pattern, "") and re.fullmatch(pattern, SECRET_ARN)
     assert not re.fullmatch(pattern, "my-secret-value")
+    for name in ("JwtIssuer", "JwksUrl"):  # keys over plain HTTP could be swapped in transit
+        url = params[name]["AllowedPattern"]
+        assert re.fullmatch(url, "") and re.fullmatch(url, "https://cognito-idp.us-east-1.amazonaws.com/pool")
+        assert not re.fullmatch(url, "http://cognito-idp.us-east-1.amazonaws.com/pool")
+
+
+def test_auth_parameter_defaults_are_the_settings_defaults() -> None:
+    """What `sam deploy` sets without overrides is what the code would assume."""
+    from realtime.config import Settings
+
+    refs, getatt, conditions = local_values()
+    env = resolve(SPECS["ConnectFunction"]["Environment"], refs, getatt, conditions)
+    deployed = Settings.from_env({k: str(v) for k, v in env.items()})
+    defaults = Settings(connections_table="Connections", documents_table="Documents")
+    for field in ("jwt_audience_waived", "jwt_token_use", "jwt_max_age_seconds", "jwt_secret_cache_seconds",
+                  "jwks_cache_seconds", "jwks_min_refetch_seconds"):
+        assert getattr(deployed, field) == getattr(defaults, field), field
+
+
+@pytest.mark.parametrize(("issuer", "audience", "waived", "allowed"), [
+    ("", "", "false", True),  # no issuer: nothing to check
+    ("https://issuer.example", "client-1", "false", True),
+    ("https://issuer.example", "", "false", False),
+    ("https://issuer.example", "", "true", True),
+])
+def test_an_issuer_needs_an_audience_or_an_explicit_waiver(issuer: str, audience: str, waived: str,
+                                                           allowed: bool) -> None:
+    """The template's Rule, evaluated as CloudFormation would before creating anything."""
+    rule = TEMPLATE["Rules"]["AudienceWithIssuer"]
+    refs = {**parameter_defaults(TEMPLATE), "JwtIssuer": issuer, "JwtAudience": audience, "JwtAudienceWaived": waived}
+    applies = resolve(rule["RuleCondition"], refs)
+    holds = all(resolve(a["Assert"], refs) for a in rule["Assertions"])
+    assert (not applies or holds) is allowed
 
 
 def test_websocket_api_and_routes() -> None:

@@ -2,7 +2,8 @@
 
 Covered there: expired, wrong key, `alg: none`, nbf/iat in the future, missing claims,
 one truncation, garbage, HS512, a token in `Authorization`, a simple cross-site Origin.
-Here: every truncation, alg/key confusion, wrong issuer or audience through `$connect`,
+Here: every truncation, alg/key confusion, header-chosen keys (`jku`, `x5u`, `jwk`), any
+key set the issuer's endpoint could answer, wrong issuer or audience through `$connect`,
 tokens in other places, Origin spoofing variants, anonymous reach, a reader removed
 mid-session, and a client naming another connection.
 """
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from tests import streams
 from tests.apigw import SECRET, ApiGateway, LambdaContext, token
+from tests.issuer import CLIENT_ID, ISSUER, FakeClock, Issuer, issuer, key_clock, serving, verifier_for  # noqa: F401
 from tests.reliability import invariants
 from tests.reliability.conftest import fuzz_settings
 from tests.streams import image, record
@@ -91,29 +93,63 @@ def test_other_algorithms_and_kid_tricks(gateway: ApiGateway) -> None:
         assert refused(gateway, f"{b64({**headers, 'typ': 'JWT'})}.{b64(claims)}.{b64({'sig': 1})}")
 
 
-def test_hs256_signed_with_the_public_key_on_an_rs256_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hs256_signed_with_the_public_key_on_an_rs256_deployment(issuer: Issuer, key_clock: FakeClock) -> None:
     """Key confusion: the issuer's public key used as an HMAC secret must not verify."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-
-    from realtime.auth import AuthError, TokenVerifier
-
-    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(private.public_key()))
-    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", lambda self: {"keys": [{**jwk, "kid": "k1", "alg": "RS256"}]})
-    issuer = "https://issuer.example"
-    verifier = TokenVerifier(issuer=issuer)
-    claims = {"sub": "alice", "exp": int(time.time()) + 60, "iss": issuer}
-    header = b64({"alg": "HS256", "typ": "JWT", "kid": "k1"})
     import hashlib
     import hmac
 
-    signing_input = f"{header}.{b64(claims)}".encode()
-    sig = base64.urlsafe_b64encode(hmac.new(public_pem, signing_input, hashlib.sha256).digest()).rstrip(b"=").decode()
-    with pytest.raises(AuthError):
-        verifier.verify(f"{header}.{b64(claims)}.{sig}")
+    from cryptography.hazmat.primitives import serialization
+
+    from realtime.auth import AuthError
+
+    verifier = verifier_for(issuer, key_clock)
+    public_pem = issuer.private["k1"].public_key().public_bytes(serialization.Encoding.PEM,
+                                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    jwk_json = json.dumps(issuer.jwk("k1")).encode()
+    claims = {"sub": "alice", "exp": int(time.time()) + 60, "iss": ISSUER, "aud": CLIENT_ID}
+    for alg in ("HS256", "RS256"):  # RS256 in the header, HMAC in the signature
+        header = b64({"alg": alg, "typ": "JWT", "kid": "k1"})
+        signing_input = f"{header}.{b64(claims)}".encode()
+        for secret in (public_pem, jwk_json):
+            digest = hmac.new(secret, signing_input, hashlib.sha256).digest()
+            sig = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+            with pytest.raises(AuthError):
+                verifier.verify(f"{header}.{b64(claims)}.{sig}")
+
+
+def test_a_token_cannot_choose_where_keys_come_from(issuer: Issuer, key_clock: FakeClock) -> None:
+    """`jku`, `x5u` and an embedded `jwk` in the header are ignored: keys come from the configured set only."""
+    from realtime.auth import AuthError
+
+    verifier = verifier_for(issuer, key_clock)
+    issuer.add_key("mallory")
+    with serving(Issuer()) as elsewhere:
+        elsewhere.private["mallory"] = issuer.private["mallory"]
+        elsewhere.publish("mallory")
+        for header in ({"jku": elsewhere.url}, {"x5u": elsewhere.url}, {"jwk": issuer.jwk("mallory")}):
+            claims = {"sub": "alice", "iss": ISSUER, "aud": CLIENT_ID, "exp": int(time.time()) + 60}
+            forged = jwt.encode(claims, issuer.private["mallory"], algorithm="RS256", headers={"kid": "k1", **header})
+            with pytest.raises(AuthError):
+                verifier.verify(forged)
+        assert elsewhere.requests == 0
+    assert issuer.requests == 1
+
+
+@fuzz_settings(40)
+@given(key_set=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+        st.sampled_from(["keys", "kty", "kid", "n", "e", "alg", "use", "k", "crv", "x", "y"]) | st.text(max_size=5),
+        inner, max_size=6),
+    max_leaves=20))
+def test_any_key_set_is_a_401_never_a_crash(issuer: Issuer, key_clock: FakeClock, key_set: Any) -> None:
+    from realtime.auth import AuthError
+
+    issuer.body = json.dumps(key_set).encode()
+    verifier = verifier_for(issuer, key_clock)
+    with pytest.raises(AuthError) as refused_:
+        verifier.verify(issuer.token())
+    assert refused_.value.status == 401
 
 
 def test_wrong_issuer_or_audience_through_connect(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -130,7 +166,8 @@ def test_wrong_issuer_or_audience_through_connect(gateway: ApiGateway, monkeypat
         assert refused(gateway, token("alice", **claims)), claims
 
 
-@pytest.mark.parametrize("sub", ["", " " * 0, "a" * 257, "bad\x00user", "line\nbreak"])
+@pytest.mark.parametrize("sub", ["", " " * 0, "a" * 257, "bad\x00user", "line\nbreak",
+                                 "\u202enimda", "ali\u200dce", "alice\u2028", "\ufeffalice", "\ue000alice"])
 def test_unusable_subjects_are_refused(gateway: ApiGateway, sub: str) -> None:
     assert refused(gateway, token(sub))
 

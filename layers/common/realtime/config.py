@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 #: API Gateway closes every connection after 2 hours.
 CONNECTION_LIFETIME_SECONDS = 2 * 60 * 60
@@ -20,6 +21,15 @@ CONNECTION_TTL_MARGIN_SECONDS = 10 * 60
 MIN_HS256_SECRET_BYTES = 32
 #: The reference application (layers/common/monitor) unless `REALTIME_APP` names another.
 DEFAULT_APPLICATION = "monitor"
+#: A Secrets Manager secret is re-read after a signature failure at most this often.
+SECRET_REREAD_SECONDS = 60
+DEFAULT_SECRET_CACHE_SECONDS = 300
+DEFAULT_JWT_MAX_AGE_SECONDS = 24 * 60 * 60
+DEFAULT_JWKS_CACHE_SECONDS = 300
+DEFAULT_JWKS_MIN_REFETCH_SECONDS = 30
+#: The whole key-set fetch, below API Gateway's 29 s integration timeout with room to spare.
+JWKS_TIMEOUT_SECONDS = 5.0
+TOKEN_USES = ("access", "id")  # Cognito's `token_use` claim
 
 
 class ConfigurationError(RuntimeError):
@@ -29,6 +39,33 @@ class ConfigurationError(RuntimeError):
 def split(value: str | None) -> tuple[str, ...]:
     """A comma-separated list, blanks dropped."""
     return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigurationError(f"{name} must be 'true' or 'false', got {raw!r}")
+    return raw == "true"
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip()
+    if raw and raw not in choices:
+        raise ConfigurationError(f"{name} must be empty or one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def jwks_url_for(issuer: str, override: str = "") -> str:
+    """The issuer's key set: the override, or OIDC's (and Cognito's) well-known location."""
+    return override or (issuer.rstrip("/") + "/.well-known/jwks.json" if issuer else "")
+
+
+def _https(name: str, url: str) -> None:
+    """Keys fetched over plain HTTP could be swapped in transit; loopback is allowed for tests."""
+    parts = urlsplit(url)
+    loopback = parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if not (parts.scheme == "https" or loopback) or not parts.hostname:
+        raise ConfigurationError(f"{name} must be an https:// URL, got {url!r}")
 
 
 def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
@@ -64,7 +101,13 @@ class Settings:
     jwt_secret_arn: str = ""
     jwt_issuer: str = ""
     jwt_audience: str = ""
+    jwt_audience_waived: bool = False
+    jwt_token_use: str = ""
+    jwt_max_age_seconds: int = DEFAULT_JWT_MAX_AGE_SECONDS
+    jwt_secret_cache_seconds: int = DEFAULT_SECRET_CACHE_SECONDS
     jwks_url: str = ""
+    jwks_cache_seconds: int = DEFAULT_JWKS_CACHE_SECONDS
+    jwks_min_refetch_seconds: int = DEFAULT_JWKS_MIN_REFETCH_SECONDS
     fanout_page_size: int = 1000
     fanout_queue_url: str = ""
     send_concurrency: int = 128  # requests in flight per sender (docs/performance.md)
@@ -87,15 +130,35 @@ class Settings:
             jwt_secret_arn=env.get("JWT_SECRET_ARN", ""),
             jwt_issuer=env.get("JWT_ISSUER", ""),
             jwt_audience=env.get("JWT_AUDIENCE", ""),
+            jwt_audience_waived=_bool(env, "JWT_AUDIENCE_WAIVED"),
+            jwt_token_use=_choice(env, "JWT_TOKEN_USE", TOKEN_USES),
+            jwt_max_age_seconds=integer(env, "JWT_MAX_AGE_SECONDS", DEFAULT_JWT_MAX_AGE_SECONDS, minimum=60),
+            jwt_secret_cache_seconds=integer(env, "JWT_SECRET_CACHE_SECONDS", DEFAULT_SECRET_CACHE_SECONDS,
+                                          minimum=SECRET_REREAD_SECONDS),
             jwks_url=env.get("JWKS_URL", ""),
+            jwks_cache_seconds=integer(env, "JWKS_CACHE_SECONDS", DEFAULT_JWKS_CACHE_SECONDS),
+            jwks_min_refetch_seconds=integer(env, "JWKS_MIN_REFETCH_SECONDS", DEFAULT_JWKS_MIN_REFETCH_SECONDS),
             fanout_page_size=integer(env, "FANOUT_PAGE_SIZE", 1000),
             fanout_queue_url=env.get("FANOUT_QUEUE_URL", ""),
             send_concurrency=integer(env, "SEND_CONCURRENCY", 128),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             environment=MappingProxyType(dict(env)),
         )
-        if settings.jwt_secret and len(settings.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
+        settings._check_auth()
+        return settings
+
+    def _check_auth(self) -> None:
+        """Token settings that would weaken verification are refused at cold start."""
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_HS256_SECRET_BYTES:
             raise ConfigurationError(
                 f"JWT_SECRET must be at least {MIN_HS256_SECRET_BYTES} bytes for HS256 (RFC 7518 3.2)"
             )
-        return settings
+        if self.jwt_issuer and not self.jwt_audience and not self.jwt_audience_waived:
+            raise ConfigurationError(
+                "JWT_ISSUER is set without JWT_AUDIENCE: any token the issuer signs for another client would be "
+                "accepted; set JWT_AUDIENCE (the app client id), or JWT_AUDIENCE_WAIVED=true to accept that"
+            )
+        if self.jwks_min_refetch_seconds > self.jwks_cache_seconds:
+            raise ConfigurationError("JWKS_MIN_REFETCH_SECONDS must not exceed JWKS_CACHE_SECONDS")
+        if self.jwt_issuer and not (self.jwt_secret or self.jwt_secret_arn):
+            _https("JWKS_URL" if self.jwks_url else "JWT_ISSUER", jwks_url_for(self.jwt_issuer, self.jwks_url))

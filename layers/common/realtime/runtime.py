@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
@@ -72,7 +73,9 @@ def verifier() -> TokenVerifier:
     config = settings()
     secrets = None
     if config.jwt_secret_arn and not config.jwt_secret:
-        secrets = _clients()["session"].client("secretsmanager")
+        # botocore's defaults (60 s timeouts, retries) could outlast API Gateway's 29 s.
+        quick = Config(connect_timeout=1, read_timeout=2, retries={"total_max_attempts": 2, "mode": "standard"})
+        secrets = _clients()["session"].client("secretsmanager", config=quick)
     return TokenVerifier.from_settings(config, secrets)
 
 
