@@ -381,7 +381,7 @@ def test_auth_parameter_defaults_are_the_settings_defaults() -> None:
     refs, getatt, conditions = local_values()
     env = resolve(SPECS["ConnectFunction"]["Environment"], refs, getatt, conditions)
     deployed = Settings.from_env({k: str(v) for k, v in env.items()})
-    defaults = Settings(connections_table="Connections", documents_table="Documents")
+    defaults = Settings(connections_table="Connections")
     for field in ("jwt_audience_waived", "jwt_token_use", "jwt_max_age_seconds", "jwt_secret_cache_seconds",
                   "jwks_cache_seconds", "jwks_min_refetch_seconds"):
         assert getattr(deployed, field) == getattr(defaults, field), field
@@ -797,5 +797,6 @@ def test_sam_expanded_template_is_least_privilege(secret_arn: str) -> None:
     assert stage["StageName"] == {"Ref": "StageName"} and stage["AutoDeploy"] is True
     assert set(stage["DefaultRouteSettings"]) >= {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
     mappings = [resources[lid]["Properties"] for lid in by_type["AWS::Lambda::EventSourceMapping"]]
-    assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == ["DocumentsTable", "FanoutQueue"]
+    assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
+        "CommentsTable", "DocumentsTable", "FanoutQueue"]
     assert len(by_type["AWS::Events::Rule"]) == 1
