@@ -75,3 +75,25 @@ def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
         "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
         "eventSourceARN": queue_arn, "awsRegion": REGION,
     } for m in messages]}
+
+
+class Pump:
+    """Delivers what the bound tables' streams hold since last asked, through the notify
+    function, as Lambda's event source mappings would (one batch per table)."""
+
+    def __init__(self, dynamodb: Any, *tables: str) -> None:
+        self.dynamodb = dynamodb
+        self.tables = tables
+        self.seen = {table: 0 for table in tables}
+
+    def __call__(self) -> list[dict[str, Any]]:
+        from functions.notify import app
+        from tests.apigw import LambdaContext
+
+        answers = []
+        for table in self.tables:
+            records = read_stream(self.dynamodb, table)
+            fresh, self.seen[table] = records[self.seen[table]:], len(records)
+            if fresh:
+                answers.append(app.handler(event(*fresh), LambdaContext()))
+        return answers

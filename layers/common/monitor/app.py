@@ -22,9 +22,9 @@ class Users(CounterStream):
 def application(environment: Mapping[str, str]) -> Application:
     settings = MonitorSettings.from_env(environment)
     documents = DocumentBinding(settings)
-    listing, roster = DocumentList(documents), DocumentRoster(documents)
-    documents.monitors = (listing, roster)
+    listing, roster, comments = DocumentList(documents), DocumentRoster(documents), CommentBinding(documents)
+    documents.monitors = (listing, roster, comments)
     return Application(
-        [Users(), listing, roster, documents, CommentBinding(documents)],
+        [Users(), listing, roster, documents, comments],
         rooms=DocumentRooms(settings.phases, documents),
     )

@@ -14,11 +14,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pynamodb.exceptions import DoesNotExist
-
 from realtime import keys, protocol
 from realtime.audience import Audience
-from realtime.bindings import CREATE, Binding
+from realtime.bindings import CREATE, Binding, Change
+from realtime.broadcast import BroadcastReport
+from realtime.deliveries import ChangeDelivery
 from realtime.protocol import Request
 from realtime.streams import Subscription
 
@@ -49,6 +49,8 @@ class CommentBinding(Binding[Comment]):
     name = COMMENTS
     fields = ("id", "document", "author", "body", "created_at", "version")
     writable = ("document", "body")
+    #: Whoever may read the document may read its comments, anonymous readers of public ones too.
+    anonymous = True
 
     def __init__(self, documents: DocumentBinding) -> None:
         self.documents = documents
@@ -104,8 +106,14 @@ class CommentBinding(Binding[Comment]):
         latest = list(Comment.query(slug, scan_index_forward=False, limit=SNAPSHOT_SIZE, consistent_read=True))
         return [{"document": slug, "comments": [self.data(c) for c in reversed(latest)], "full": True}]
 
-    def get(self, slug: str, comment_id: str) -> Comment | None:
-        try:
-            return Comment.get(slug, comment_id, consistent_read=True)
-        except DoesNotExist:
-            return None
+    def document_changed(self, change: Change[Document]) -> BroadcastReport:
+        """Subscribers who may no longer read the document are told and leave its comments."""
+        old, new = change.old, change.new
+        old_audience = self.documents.audience(old) if old is not None else None
+        new_audience = self.documents.audience(new) if new is not None else None
+        if old_audience == new_audience:
+            return BroadcastReport()
+        slug = (new or old).slug  # type: ignore[union-attr]
+        delivery = ChangeDelivery(old_audience, new_audience,
+                                  lost=self.frame({"document": slug, "removed": True}), leave_when_lost=True)
+        return self.services.broadcaster.send(comments_group(slug), delivery)

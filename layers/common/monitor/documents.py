@@ -10,7 +10,7 @@ never publish one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pynamodb.exceptions import DoesNotExist
 
@@ -26,7 +26,9 @@ from monitor.settings import MonitorSettings
 if TYPE_CHECKING:
     from realtime.connections import Connection
 
-    from monitor.presence import DocumentList, DocumentRoster
+
+class DocumentMonitor(Protocol):
+    def document_changed(self, change: Change[Document]) -> BroadcastReport: ...
 
 PUBLIC = "public"
 NOTIFICATIONS = "notifications"
@@ -45,12 +47,11 @@ class DocumentBinding(Binding[Document]):
     table_variable = "DOCUMENTS_TABLE"
     name = NOTIFICATIONS
     model_name = "document"
-    #: Set by the application: the state streams that show documents (the list, one document).
-    monitors: ClassVar[tuple[DocumentList | DocumentRoster, ...]] = ()
-
     def __init__(self, settings: MonitorSettings) -> None:
         self.fields = settings.document_fields
-        self.monitors = ()
+        #: Set by the application: the streams that show something of documents (the list,
+        #: one document, its comments), told of every change after the notifications.
+        self.monitors: tuple[DocumentMonitor, ...] = ()
 
     def group_names(self, instance: Document) -> Iterable[str]:
         return [NOTIFICATIONS]

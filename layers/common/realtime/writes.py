@@ -93,6 +93,8 @@ class WriteAction:
     def parse(self, request: Request) -> Write:
         fields = request.fields
         binding = self.binding
+        if not binding.writable:
+            raise request.fail(protocol.FORBIDDEN, f"{binding.name} takes no writes through the socket")
         data: Mapping[str, Any] = {}
         if self.action in (CREATE, UPDATE):
             raw = fields.get("data")
