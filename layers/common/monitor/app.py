@@ -23,8 +23,12 @@ def application(environment: Mapping[str, str]) -> Application:
     settings = MonitorSettings.from_env(environment)
     documents = DocumentBinding(settings)
     listing, roster, comments = DocumentList(documents), DocumentRoster(documents), CommentBinding(documents)
-    documents.monitors = (listing, roster, comments)
-    return Application(
-        [Users(), listing, roster, documents, comments],
-        rooms=DocumentRooms(settings.phases, documents),
-    )
+    documents.monitors = (listing, roster, comments)  # what a document's change means for each
+
+    app = Application(rooms=DocumentRooms(settings.phases, documents))
+    app.register(Users())
+    app.register(listing)
+    app.register(roster)
+    app.register(documents)
+    app.register(comments)
+    return app

@@ -26,18 +26,25 @@ ENGINE_ACTIONS = ("subscribe", "unsubscribe", "heartbeat", "enter", "leave")
 
 
 class Application:
-    def __init__(self, streams: Iterable[Stream], *, rooms: Rooms | None = None) -> None:
+    """What one deployment serves: streams (bindings among them) and presence rooms."""
+
+    def __init__(self, streams: Iterable[Stream] = (), *, rooms: Rooms | None = None) -> None:
         self.streams: dict[str, Stream] = {}
-        for stream in streams:
-            if not stream.name:
-                raise ConfigurationError(f"{type(stream).__name__} declares no stream name")
-            if stream.name in self.streams:
-                raise ConfigurationError(f"two streams are named {stream.name!r}")
-            for action in stream.actions():
-                if action in ENGINE_ACTIONS:
-                    raise ConfigurationError(f"stream {stream.name!r} may not redefine {action!r}")
-            self.streams[stream.name] = stream
         self.rooms = rooms
+        for stream in streams:
+            self.register(stream)
+
+    def register(self, stream: Stream) -> Stream:
+        """Serve `stream` (a `Stream` or a `Binding`): one line per stream or bound table."""
+        if not stream.name:
+            raise ConfigurationError(f"{type(stream).__name__} declares no stream name")
+        if stream.name in self.streams:
+            raise ConfigurationError(f"two streams are named {stream.name!r}")
+        for action in stream.actions():
+            if action in ENGINE_ACTIONS:
+                raise ConfigurationError(f"stream {stream.name!r} may not redefine {action!r}")
+        self.streams[stream.name] = stream
+        return stream
 
     @property
     def bindings(self) -> list[Binding]:
