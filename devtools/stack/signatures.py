@@ -54,10 +54,11 @@ class SignatureCheck:
     def valid(self, *, method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
               now: datetime | None = None) -> bool:
         """`raw_path` as sent (percent-encoded, query included); `headers` as received."""
-        match = _AUTHORIZATION.fullmatch(headers.get("Authorization", "").strip())
+        headers = {name.lower(): value for name, value in headers.items()}
+        match = _AUTHORIZATION.fullmatch(headers.get("authorization", "").strip())
         if match is None:
             return False
-        amz_date = headers.get("X-Amz-Date", "")
+        amz_date = headers.get("x-amz-date", "")
         signed_at = _parse_amz_date(amz_date)
         if signed_at is None:
             return False
