@@ -10,6 +10,7 @@ The check recomputes the signature the way the signer did: botocore's `SigV4Auth
 the request as received (method, path as sent, the headers the client listed as signed,
 the body), at the client's `X-Amz-Date`, and compares. A request dated more than 15
 minutes from now is refused too (as AWS does: the same signature cannot be replayed later).
+Any region is accepted: a `sam local invoke` container signs with the developer's.
 """
 
 from __future__ import annotations
@@ -44,12 +45,13 @@ def _parse_amz_date(value: str) -> datetime | None:
 
 
 class SignatureCheck:
-    """Whether a request was signed with `access_key`/`secret_key` for `region`."""
+    """Whether a request was signed with `access_key`/`secret_key` (for `region`; None: for
+    any region, as a `sam local invoke` container signs with the developer's region)."""
 
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
+    def __init__(self, access_key: str, secret_key: str, region: str | None = None) -> None:
         self.access_key = access_key
         self.region = region
-        self._signer = SigV4Auth(Credentials(access_key, secret_key), SERVICE, region)
+        self._credentials = Credentials(access_key, secret_key)
 
     def valid(self, *, method: str, raw_path: str, headers: Mapping[str, str], body: bytes,
               now: datetime | None = None) -> bool:
@@ -64,7 +66,7 @@ class SignatureCheck:
             return False
         now = now or datetime.now(timezone.utc)
         signed = match["signed"].split(";")
-        if (match["key"] != self.access_key or match["region"] != self.region or match["service"] != SERVICE
+        if (match["key"] != self.access_key or self.region not in (None, match["region"]) or match["service"] != SERVICE
                 or match["date"] != amz_date[:8] or abs((now - signed_at).total_seconds()) > MAX_SKEW_SECONDS
                 or "host" not in signed or "x-amz-date" not in signed
                 or any(name not in headers for name in signed)):
@@ -72,6 +74,7 @@ class SignatureCheck:
         request = AWSRequest(method=method, url=f"http://{headers['host']}{raw_path}", data=body,
                              headers={name: headers[name] for name in signed})
         request.context["timestamp"] = amz_date
-        canonical = self._signer.canonical_request(request)
-        expected = self._signer.signature(self._signer.string_to_sign(request, canonical), request)
+        signer = SigV4Auth(self._credentials, SERVICE, match["region"])
+        canonical = signer.canonical_request(request)
+        expected = signer.signature(signer.string_to_sign(request, canonical), request)
         return hmac.compare_digest(expected, match["signature"])

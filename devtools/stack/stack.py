@@ -295,7 +295,7 @@ class Stack:
                                stage=self.stage, api_id=API_ID, limits=self.limits,
                                domain_name=f"{_url_host(self.host)}:{self.ws_port}",
                                signatures=SignatureCheck(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-                                                         FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], REGION))
+                                                         FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]))
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="stack-loop", daemon=True)
         self._loop_thread.start()

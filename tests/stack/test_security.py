@@ -141,10 +141,26 @@ def test_signature_check_agrees_with_botocore_on_a_boto3_request():
     request = AWSRequest(method="POST", url="http://127.0.0.1:3001/prod/@connections/a%2Bb%3D", data=b"hi")
     SigV4Auth(Credentials("local", "local"), "execute-api", "us-east-1").add_auth(request)
     headers = {"Host": "127.0.0.1:3001", **dict(request.headers.items())}
-    check = SignatureCheck("local", "local", "us-east-1")
+    check = SignatureCheck("local", "local")
     assert check.valid(method="POST", raw_path="/prod/@connections/a%2Bb%3D", headers=headers, body=b"hi")
     assert not check.valid(method="POST", raw_path="/prod/@connections/a%2Bb%3E", headers=headers, body=b"hi")
     assert not check.valid(method="DELETE", raw_path="/prod/@connections/a%2Bb%3D", headers=headers, body=b"hi")
+    assert not SignatureCheck("local", "other").valid(method="POST", raw_path="/prod/@connections/a%2Bb%3D",
+                                                      headers=headers, body=b"hi")
+
+
+def test_signatures_for_any_region_pass_as_a_sam_local_container_signs_with_the_developers():
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method="POST", url="http://host.docker.internal:3001/@connections/x%3D", data=b"{}")
+    SigV4Auth(Credentials("local", "local"), "execute-api", "eu-west-1").add_auth(request)
+    headers = {"Host": "host.docker.internal:3001", **dict(request.headers.items())}
+    assert SignatureCheck("local", "local").valid(method="POST", raw_path="/@connections/x%3D", headers=headers,
+                                                  body=b"{}")
+    assert not SignatureCheck("local", "local", "us-east-1").valid(method="POST", raw_path="/@connections/x%3D",
+                                                                   headers=headers, body=b"{}")
 
 
 # ------------------------------------------------------------------ /dev/documents
