@@ -11,7 +11,7 @@
 | `JWT_SECRET` | kept in `DEV_STATE_DIR` | HS256 secret (at least 32 bytes); when unset, one generated once and reused |
 | `DEV_STATE_DIR` | `.dev` | where the development secret and the tables survive restarts (`off`: nothing kept) |
 | `DEV_FRESH` | 0 | 1 to start with fresh tables (sample documents again) instead of the saved ones |
-| `DEV_STAGE` | template default | the stage in `ws://host:port/{stage}` (the bare `/` works too) |
+| `DEV_STAGE` | template default | the stage in `ws://host:port/{stage}` (the bare `/` works too; any other path: 404) |
 | `DEV_SWEEP_SECONDS` | the template's schedule | interval of the scheduled sweep |
 | `DEV_IDLE_TIMEOUT` / `DEV_MAX_CONNECTION` | 600 / 7200 | API Gateway's idle timeout and maximum connection duration (s) |
 | `DEV_MAX_FRAME` / `DEV_MAX_MESSAGE` | 32768 / 131072 | API Gateway's frame and message limits (bytes) |

@@ -33,6 +33,15 @@ _AUTHORIZATION = re.compile(
     r"/aws4_request,\s*SignedHeaders=(?P<signed>[a-z0-9;-]+),\s*Signature=(?P<signature>[0-9a-f]{64})")
 
 
+class _Received(AWSRequest):
+    """A request as received: its body is the bytes read (AWSRequest's `body` prepares the
+    whole request again on every read, a tenth of the check's time)."""
+
+    @property
+    def body(self) -> bytes:
+        return self.data
+
+
 def _parse_amz_date(value: str) -> datetime | None:
     """`20260101T120000Z` (botocore's SIGV4_TIMESTAMP) as a UTC datetime; None when it is not one."""
     if _AMZ_DATE.fullmatch(value) is None:
@@ -71,8 +80,8 @@ class SignatureCheck:
                 or "host" not in signed or "x-amz-date" not in signed
                 or any(name not in headers for name in signed)):
             return False
-        request = AWSRequest(method=method, url=f"http://{headers['host']}{raw_path}", data=body,
-                             headers={name: headers[name] for name in signed})
+        request = _Received(method=method, url=f"http://{headers['host']}{raw_path}", data=body,
+                            headers={name: headers[name] for name in signed})
         request.context["timestamp"] = amz_date
         signer = SigV4Auth(self._credentials, SERVICE, match["region"])
         canonical = signer.canonical_request(request)

@@ -27,7 +27,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     never half of either (a temporary file in the same directory, fsynced, then renamed)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.fchmod(fd, mode)
+        if hasattr(os, "fchmod"):  # POSIX; elsewhere the directory's defaults apply
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as out:
             out.write(data)
             out.flush()
