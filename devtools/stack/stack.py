@@ -76,8 +76,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: Bind addresses that mean "every interface".
+ANY_INTERFACE = ("0.0.0.0", "::", "")
+
+
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if host in ANY_INTERFACE:
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
@@ -300,7 +304,7 @@ class Stack:
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="stack-loop", daemon=True)
         self._loop_thread.start()
         origins = DemoOrigins.for_server({_url_host(self.host)}, self.web_port,
-                                         any_interface=self.host in ("0.0.0.0", "::", ""))
+                                         any_interface=self.host in ANY_INTERFACE)
         web_app = webapp.make_app(client_dir=self.client_dir, secret=self.jwt_secret, config=self.config,
                                   origins=origins, token_refusal=self.token_refusal,
                                   documents=lambda: (self.client("dynamodb"), self.tables["DocumentsTable"]))
@@ -336,7 +340,7 @@ class Stack:
             self.data_origin += "; in memory only: a restart starts again"
             return
         if saved is None:
-            self.data_origin += (" (DEV_FRESH=1: the saved tables were replaced)" if self.fresh else " (first start)")
+            self.data_origin += " (a fresh start: DEV_FRESH=1)" if self.fresh else " (first start)"
             self.data_origin += f"; saved to {self.state.display(self.state.tables_file)} as they change"
         self.persister = persist.Persister(self.state.tables_file, client=self.aws.client("dynamodb"),
                                            tables=self.aws.tables, table_arns=self.aws.table_arns,
