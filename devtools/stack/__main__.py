@@ -26,7 +26,7 @@ def banner(stack: Stack) -> str:
         "",
         "serverless-realtime: local stack running (Ctrl-C stops it)",
         f"  WebSocket    {stack.ws_url}   (also {stack.ws_stage_url}; ?token=<JWT> to sign in)",
-        f"  @connections {stack.management_endpoint}/@connections/{{id}}   (POST / GET / DELETE)",
+        f"  @connections {stack.management_endpoint}/@connections/{{id}}   (POST / GET / DELETE, SigV4 with local/local)",
         f"  demo page    {stack.web_url}/?user=alice&name=Alice   (anonymous without parameters)",
         f"  dev tokens   {stack.web_url}/dev/token?user=alice&name=Alice",
         f"  AWS (moto)   {stack.aws_endpoint}   DynamoDB, DynamoDB Streams, SQS",
