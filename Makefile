@@ -12,24 +12,33 @@ SAM_VENV := .venv-sam
 PY := $(VENV)/bin/python
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: all venv sam test test-fast bench dev fuzz clean
+.PHONY: all venv sam test test-fast bench dev dev-reset fuzz clean
 
 all: test
 
+# Installs print one line; pip's output goes to a log (.dev/, git-ignored), shown only when
+# the install fails.
+LOG_DIR := .dev
+PIP := -m pip install --disable-pip-version-check
+
 $(VENV)/.installed: pyproject.toml layers/common/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -r layers/common/requirements.txt -e '.[dev]'
-	touch $@
+	@mkdir -p $(LOG_DIR)
+	@echo "make: installing Python packages into $(VENV) (log: $(LOG_DIR)/install.log)..."
+	@{ $(PYTHON) -m venv $(VENV) && $(PY) $(PIP) --upgrade pip && \
+	   $(PY) $(PIP) -r layers/common/requirements.txt -e '.[dev]'; } >$(LOG_DIR)/install.log 2>&1 \
+	 || { cat $(LOG_DIR)/install.log; echo "make: the install failed (output above, also in $(LOG_DIR)/install.log)"; exit 1; }
+	@touch $@
 
 venv: $(VENV)/.installed
 
 # The SAM CLI lives in its own environment: its pinned dependencies would fight moto's.
 $(SAM_VENV)/.installed:
-	$(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet --disable-pip-version-check aws-sam-cli==1.170.0
-	touch $@
+	@mkdir -p $(LOG_DIR)
+	@echo "make: installing the SAM CLI into $(SAM_VENV) (log: $(LOG_DIR)/install-sam.log)..."
+	@{ $(PYTHON) -m venv $(SAM_VENV) && $(SAM_VENV)/bin/python $(PIP) --upgrade pip && \
+	   $(SAM_VENV)/bin/python $(PIP) aws-sam-cli==1.170.0; } >$(LOG_DIR)/install-sam.log 2>&1 \
+	 || { cat $(LOG_DIR)/install-sam.log; echo "make: the install failed (output above, also in $(LOG_DIR)/install-sam.log)"; exit 1; }
+	@touch $@
 
 sam: $(SAM_VENV)/.installed
 
@@ -45,8 +54,14 @@ bench: venv
 # The whole backend locally, WebSockets included (sam local cannot serve WebSocket APIs):
 # moto's DynamoDB/Streams/SQS on :5000, the API Gateway stand-in on :3001, the demo page on
 # :8000 (DEV_HOST, DEV_*_PORT and JWT_SECRET override; see devtools/stack/config.py).
+# The development secret and the documents are kept in .dev/ across restarts.
 dev: venv
-	$(PY) -m devtools.stack
+	@$(PY) -m devtools.stack
+
+# `make dev` with fresh tables: the sample documents again, the saved ones replaced (the
+# development secret stays: delete .dev/secret for a new one).
+dev-reset: venv
+	@DEV_FRESH=1 $(PY) -m devtools.stack
 
 # Rewrite events/*.json (the sam local invoke samples) from devtools/stack/sample_events.py.
 .PHONY: sample-events
@@ -59,5 +74,6 @@ sample-events: venv
 fuzz: venv
 	REALTIME_FUZZ=long $(PY) -m pytest tests/reliability -p no:cacheprovider
 
+# Not .dev/: it holds the developer's documents and secret (`make dev-reset`, or delete it).
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache

@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 
+from devtools.stack import exposure
 from devtools.stack.config import stack_kwargs_from_env
 from devtools.stack.stack import Stack, StackError
 
@@ -25,12 +26,17 @@ def banner(stack: Stack) -> str:
         "",
         "serverless-realtime: local stack running (Ctrl-C stops it)",
         f"  WebSocket    {stack.ws_url}   (also {stack.ws_stage_url}; ?token=<JWT> to sign in)",
-        f"  @connections {stack.management_endpoint}/@connections/{{id}}   (POST / GET / DELETE)",
+        f"  @connections {stack.management_endpoint}/@connections/{{id}}   (POST / GET / DELETE, SigV4 with local/local)",
         f"  demo page    {stack.web_url}/?user=alice&name=Alice   (anonymous without parameters)",
         f"  dev tokens   {stack.web_url}/dev/token?user=alice&name=Alice",
         f"  AWS (moto)   {stack.aws_endpoint}   DynamoDB, DynamoDB Streams, SQS",
         f"  tables       {', '.join(f'{lid}={name}' for lid, name in stack.tables.items())}",
         f"  JWT secret   {stack.secret_origin}",
+        f"  data         {stack.data_origin}",
+    ]
+    if stack.state is not None:
+        lines.append("               start clean: DEV_FRESH=1 make dev (or make dev-reset); the secret stays")
+    lines += [
         f"  started in   {stack.startup_seconds:.2f} s",
         "",
         "Write a document from another process and watch subscribers get notified:",
@@ -48,6 +54,10 @@ def banner(stack: Stack) -> str:
     if missing:
         lines += ["Not loaded (their routes answer errors, their triggers are off):"]
         lines += [f"  {m}" for m in missing] + [""]
+    if stack.remote:
+        tokens = "off" if stack.token_refusal else "environment" if stack.secret_given else "development"
+        lines += [exposure.warning(stack.host, ws_port=stack.ws_port, web_port=stack.web_port,
+                                   aws_port=stack.aws_port, tokens=tokens), ""]
     return "\n".join(lines)
 
 

@@ -1,6 +1,6 @@
 """The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS).
 
-`MotoServer` is moto's `ThreadedMotoServer` with five differences:
+`MotoServer` is moto's `ThreadedMotoServer` with six differences:
 
 - it remembers the sockets its request threads serve, so `stop()` can close keep-alive
   connections that boto3 clients still hold and join every thread it started;
@@ -23,7 +23,9 @@
 - requests are routed to their service from a cache: moto looks the service up in its
   package directory (~170 `isdir` calls) for every request;
 - moto's DynamoDB Queries and transactions no longer cost time in proportion to the
-  whole table (`moto_speedups`).
+  whole table (`moto_speedups`);
+- it counts DynamoDB write requests (`writes`): the saved tables (`persist`) are
+  rewritten only after one.
 
 `LocalAws` creates the template's tables and queues under local names and seeds documents.
 """
@@ -104,22 +106,32 @@ class _TrackingServer(ThreadedWSGIServer):
             thread.join(timeout)
 
 
+#: DynamoDB operations that may change an item (what makes the saved tables stale).
+WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems",
+                              "ExecuteStatement", "BatchExecuteStatement", "ExecuteTransaction"})
+
+
 class _OneDynamoDBRequestAtATime:
     """WSGI middleware: DynamoDB and DynamoDB Streams requests (`X-Amz-Target: DynamoDB...`)
-    run under one lock, their answer produced inside it; other services pass through."""
+    run under one lock, their answer produced inside it; other services pass through.
+    Counts the write requests (`writes`), so the saved tables are rewritten only after one."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.writes = 0
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB"):
             return self.app(environ, start_response)
         with self.lock:
             result = self.app(environ, start_response)
             try:
                 return [b"".join(result)]
             finally:
+                if target.rpartition(".")[2] in WRITE_OPERATIONS:
+                    self.writes += 1
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
@@ -177,8 +189,8 @@ class MotoServer:
     def __init__(self, host: str, port: int) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 
-        app = _OneDynamoDBRequestAtATime(_dispatcher(create_backend_app))
-        self._server = _TrackingServer(host, port, app, MotoRequestHandler)
+        self._app = _OneDynamoDBRequestAtATime(_dispatcher(create_backend_app))
+        self._server = _TrackingServer(host, port, self._app, MotoRequestHandler)
         self._untracked = False
         self._sped_up = False
         self.host, self.port = self._server.server_address[:2]
@@ -189,6 +201,11 @@ class MotoServer:
     def endpoint(self) -> str:
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def writes(self) -> int:
+        """DynamoDB write requests served so far (any table, succeeded or not)."""
+        return self._app.writes
 
     def start(self) -> None:
         _UNTRACKED.acquire()

@@ -6,12 +6,16 @@
 | `DEV_WS_PORT` | 3001 | WebSocket endpoint and its `@connections` management API |
 | `DEV_WEB_PORT` | 8000 | demo page and `GET /dev/token` |
 | `DEV_AWS_PORT` | 5000 | moto: DynamoDB, DynamoDB Streams, SQS |
-| `JWT_SECRET` | generated | HS256 secret (at least 32 bytes); generated per run when unset |
-| `DEV_STAGE` | template default | the stage in `ws://host:port/{stage}` (the bare `/` works too) |
+| `DEV_ALLOW_REMOTE` | 0 | 1 to allow a `DEV_HOST` beyond loopback (prints what that exposes); refused otherwise |
+| `DEV_ALLOW_REMOTE_TOKENS` | 0 | 1 to let `/dev/token` mint with an environment `JWT_SECRET` while bound beyond loopback |
+| `JWT_SECRET` | kept in `DEV_STATE_DIR` | HS256 secret (at least 32 bytes); when unset, one generated once and reused |
+| `DEV_STATE_DIR` | `.dev` | where the development secret and the tables survive restarts (`off`: nothing kept) |
+| `DEV_FRESH` | 0 | 1 to start with fresh tables (sample documents again) instead of the saved ones |
+| `DEV_STAGE` | template default | the stage in `ws://host:port/{stage}` (the bare `/` works too; any other path: 404) |
 | `DEV_SWEEP_SECONDS` | the template's schedule | interval of the scheduled sweep |
 | `DEV_IDLE_TIMEOUT` / `DEV_MAX_CONNECTION` | 600 / 7200 | API Gateway's idle timeout and maximum connection duration (s) |
 | `DEV_MAX_FRAME` / `DEV_MAX_MESSAGE` | 32768 / 131072 | API Gateway's frame and message limits (bytes) |
-| `DEV_SEED` | 1 | seed sample documents (0 to start empty) |
+| `DEV_SEED` | 1 | seed sample documents on a first (or fresh) start (0 to start empty) |
 | `DEV_NAME` | realtime | prefix of the local table and queue names |
 
 Template parameters can be overridden through their function environment variable names
@@ -24,11 +28,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+
+from devtools.template import ROOT
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_WS_PORT = 3001
 DEFAULT_WEB_PORT = 8000
 DEFAULT_AWS_PORT = 5000
+DEFAULT_STATE_DIR = ROOT / ".dev"
 
 #: Environment variables of the functions a developer may override from the shell.
 OVERRIDABLE_FUNCTION_ENV = (
@@ -67,6 +75,20 @@ def _float(env: Mapping[str, str], name: str, default: float | None) -> float | 
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    return raw not in ("0", "false", "no", "off")
+
+
+def _state_dir(env: Mapping[str, str]) -> Path | None:
+    raw = (env.get("DEV_STATE_DIR") or "").strip()
+    if raw.lower() in ("off", "none", "0"):
+        return None
+    return Path(raw).expanduser() if raw else DEFAULT_STATE_DIR
+
+
 def stack_kwargs_from_env(env: Mapping[str, str] | None = None) -> dict:
     """Keyword arguments of `Stack` read from the environment (what `make dev` uses)."""
     env = os.environ if env is None else env
@@ -86,7 +108,11 @@ def stack_kwargs_from_env(env: Mapping[str, str] | None = None) -> dict:
         "stage": env.get("DEV_STAGE") or None,
         "sweep_interval": _float(env, "DEV_SWEEP_SECONDS", None),
         "limits": limits,
-        "seed": (env.get("DEV_SEED") or "1").strip().lower() not in ("0", "false", "no", "off"),
+        "seed": _flag(env, "DEV_SEED", default=True),
+        "state_dir": _state_dir(env),
+        "fresh": _flag(env, "DEV_FRESH"),
+        "allow_remote": _flag(env, "DEV_ALLOW_REMOTE"),
+        "allow_remote_tokens": _flag(env, "DEV_ALLOW_REMOTE_TOKENS"),
         "name": env.get("DEV_NAME") or "realtime",
         "env": overrides,
     }

@@ -1,7 +1,8 @@
 """A local API Gateway WebSocket API (what `sam local` lacks), on aiohttp.
 
-- WebSocket upgrade at `/` and `/{stage}`. `$connect` runs before the handshake completes;
-  a non-2xx answer refuses it with that status, an exception with 500.
+- WebSocket upgrade at `/` and `/{stage}` (the template's stage only: any other path
+  answers 404, as API Gateway serves nothing outside its stage). `$connect` runs before the
+  handshake completes; a non-2xx answer refuses it with that status, an exception with 500.
 - Frames route on the template's route selection expression (`$request.body.action`),
   falling back to `$default`; text frames arrive as `body`, binary ones base64-encoded
   (`isBase64Encoded`). A handler exception is answered with API Gateway's frame
@@ -17,7 +18,9 @@
   `disconnectStatusCode` / `disconnectReason`, after the id is gone (posts answer 410).
 - The management API on the same port: `POST|GET|DELETE /@connections/{id}` (also under
   `/{stage}/@connections/{id}`), 410 + `x-amzn-ErrorType: GoneException` for unknown ids.
-  Requests may be unsigned or SigV4-signed: the Authorization header is accepted and ignored.
+  Like API Gateway's, it takes only SigV4-signed requests (`signatures`: the stack's local
+  credentials); unsigned or wrongly signed ones get 403 `{"message": "Forbidden"}` before
+  anything else is looked at, so they learn nothing about which connections exist.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from aiohttp.http_websocket import WebSocketError
 from devtools.stack import events
 from devtools.stack.config import Limits
 from devtools.stack.functions import LocalFunctions, Outcome
+from devtools.stack.signatures import SignatureCheck
 
 log = logging.getLogger("devtools.stack")
 
@@ -157,8 +161,11 @@ class Gateway:
     """The WebSocket endpoint and its management API (one aiohttp application)."""
 
     def __init__(self, functions: LocalFunctions, *, routes: Mapping[str, str], route_selection: str | None,
-                 stage: str, api_id: str, limits: Limits, domain_name: str) -> None:
+                 stage: str, api_id: str, limits: Limits, domain_name: str,
+                 signatures: SignatureCheck | None) -> None:
+        """`signatures` None accepts unsigned `@connections` requests (tests of the gateway alone)."""
         self.functions = functions
+        self.signatures = signatures
         self.routes = dict(routes)
         self.route_selection = route_selection
         self.stage = stage
@@ -220,8 +227,17 @@ class Gateway:
                 "domain_name": self.domain_name, "stage": conn.stage, "api_id": self.api_id,
                 "source_ip": conn.source_ip}
 
+    def _stage_of(self, request: web.Request) -> str | None:
+        """The stage a request addressed (`/` is the stage too); None for any other path."""
+        stage = request.match_info.get("stage")
+        if stage is None:
+            return self.stage
+        return stage if stage == self.stage else None
+
     async def upgrade(self, request: web.Request) -> web.StreamResponse:
-        stage = request.match_info.get("stage") or self.stage
+        stage = self._stage_of(request)
+        if stage is None:
+            return _error(404, "Not Found")
         if request.headers.get("Upgrade", "").lower() != "websocket":
             return web.Response(status=426, text="Upgrade Required: connect with a WebSocket client\n")
         if self._closing:
@@ -354,12 +370,17 @@ class Gateway:
     # ---------------------------------------------------------------- management API
 
     async def manage(self, request: web.Request) -> web.StreamResponse:
+        if self._stage_of(request) is None:
+            return _error(404, "Not Found")
+        data = await request.read()
+        if self.signatures is not None and not self.signatures.valid(
+                method=request.method, raw_path=request.raw_path, headers=request.headers, body=data):
+            return _error(403, "Forbidden")
         connection_id = request.match_info["id"]
         conn = self.connections.get(connection_id)
         if conn is None or conn.ws.closed or conn.server_close is not None:
             return _error(410)
         if request.method == "POST":
-            data = await request.read()
             if len(data) > self.limits.max_message_bytes:
                 return _error(413, "Message too long")
             try:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from devtools.stack.web import TOKEN_LIFETIME, mint_token
@@ -23,9 +24,13 @@ from devtools.template import ROOT
 
 class StackProcess:
     def __init__(self, host: str = "127.0.0.1", ws_port: int = 0, web_port: int = 0, aws_port: int = 0, *,
-                 env: Mapping[str, str] | None = None, startup_timeout: float = 60.0, quiet: bool = True) -> None:
+                 env: Mapping[str, str] | None = None, startup_timeout: float = 60.0, quiet: bool = True,
+                 state_dir: str | Path | None = None) -> None:
+        """`state_dir`: where the child keeps its secret and tables across restarts; None keeps
+        nothing (never the developer's `.dev/`, which `make dev` uses)."""
         self.env = {**os.environ, "DEV_HOST": host, "DEV_WS_PORT": str(ws_port), "DEV_WEB_PORT": str(web_port),
-                    "DEV_AWS_PORT": str(aws_port), "PYTHONUNBUFFERED": "1", **dict(env or {})}
+                    "DEV_AWS_PORT": str(aws_port), "PYTHONUNBUFFERED": "1",
+                    "DEV_STATE_DIR": str(state_dir) if state_dir is not None else "off", **dict(env or {})}
         self.startup_timeout = startup_timeout
         self.quiet = quiet
         self.info: dict[str, Any] = {}

@@ -7,6 +7,10 @@ Port 0 picks a free port. The functions' environment is process-global (the hand
 `os.environ` once per process and `realtime.runtime` caches one application), so only one
 Stack may run per process at a time; `stop()` restores the environment and clears those
 caches, so a later Stack in the same process starts fresh.
+
+With `state_dir` (what `python -m devtools.stack` gives it: `.dev/`), the development
+secret and the application's tables survive restarts (`state`, `persist`); without it
+(tests), a Stack keeps nothing. A host beyond loopback needs `allow_remote=True`.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ from typing import Any
 from aiohttp import web
 
 from devtools import template as tpl
+from devtools.stack import exposure, moto_streams, persist
 from devtools.stack import web as webapp
-from devtools.stack.aws import LocalAws, MotoServer
+from devtools.stack.aws import FAKE_CREDENTIALS, LocalAws, MotoServer
 from devtools.stack.config import Limits
+from devtools.stack.errors import StackError
 from devtools.stack.events import ACCOUNT, REGION
 from devtools.stack.functions import LocalFunctions
 from devtools.stack.gateway import Gateway
+from devtools.stack.signatures import SignatureCheck
+from devtools.stack.state import StateDir
 from devtools.stack.triggers import QueuePoller, Scheduler, StreamPoller, schedule_seconds
+from devtools.stack.web_security import DemoOrigins
 
 log = logging.getLogger("devtools.stack")
 
@@ -53,10 +62,6 @@ BACKLOG = 2048
 LOCAL_SEND_CONCURRENCY = 16
 
 
-class StackError(RuntimeError):
-    pass
-
-
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -71,8 +76,12 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: Bind addresses that mean "every interface".
+ANY_INTERFACE = ("0.0.0.0", "::", "")
+
+
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if host in ANY_INTERFACE:
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
@@ -103,12 +112,29 @@ class Stack:
         env: Mapping[str, str] | None = None,
         workers: int = 32,
         client_dir: str | Path | None = None,
+        state_dir: str | Path | None = None,
+        fresh: bool = False,
+        persist_interval: float = 1.0,
+        allow_remote: bool = False,
+        allow_remote_tokens: bool = False,
     ) -> None:
+        """`state_dir`: keep the secret and the tables there across restarts (None: keep nothing);
+        `fresh`: ignore the saved tables (seed again). `allow_remote`: a host beyond loopback
+        may be bound; `allow_remote_tokens`: `/dev/token` then still mints with `jwt_secret`."""
         self.host = host
         self._ports = {"ws": ws_port, "web": web_port, "aws": aws_port}
         self.template = template if isinstance(template, Mapping) else tpl.load_template(template)
+        self.state = StateDir(state_dir) if state_dir is not None else None
+        self.fresh = fresh
+        self.persist_interval = persist_interval
+        self.allow_remote = allow_remote
+        self.allow_remote_tokens = allow_remote_tokens
+        self.remote = not exposure.is_loopback(host)
+        self.secret_given = bool(jwt_secret)
         self.secret_origin = "JWT_SECRET (environment)" if jwt_secret else "generated for this run"
-        self.jwt_secret = jwt_secret or secrets.token_urlsafe(48)
+        self.jwt_secret = jwt_secret or ("" if self.state else secrets.token_urlsafe(48))
+        self.data_origin = "in memory only: a restart starts again from the sample documents"
+        self.persister: persist.Persister | None = None
         routes = tpl.websocket_routes(self.template)
         self.routes: dict[str, str] = routes["routes"]
         self.route_selection: str | None = routes["route_selection_expression"]
@@ -228,7 +254,24 @@ class Stack:
         self.startup_seconds = time.perf_counter() - began
         return self
 
+    @property
+    def token_refusal(self) -> str | None:
+        """Why `/dev/token` does not mint (None: it does)."""
+        if self.remote and self.secret_given and not self.allow_remote_tokens:
+            return (f"this stack listens on {self.host} (beyond loopback) and signs with JWT_SECRET from the "
+                    "environment, which may be valid in production: /dev/token is off. "
+                    "Set DEV_ALLOW_REMOTE_TOKENS=1 to mint anyway.")
+        return None
+
     def _start(self) -> None:
+        if self.remote and not self.allow_remote:
+            raise StackError(exposure.refusal(self.host))
+        if self.state is not None:
+            self.state.lock()
+            if not self.secret_given:
+                self.jwt_secret = self.state.secret()
+                self.secret_origin = (f"{self.state.display(self.state.secret_file)} (generated once, reused "
+                                      "across restarts: tokens stay valid; delete it for a new one)")
         ws_sock = _bind(self.host, self._ports["ws"])
         web_sock = _bind(self.host, self._ports["web"])
         self._ports["ws"] = ws_sock.getsockname()[1]
@@ -244,8 +287,7 @@ class Stack:
         self._moto.reset()
         self.aws = LocalAws(self.aws_endpoint, self.template, self.name)
         self.aws.create()
-        if self.seed_documents:
-            self.aws.seed(documents=self.documents)
+        self._load_tables()
 
         self.env = self._environment()
         self._apply_environment(self.env)
@@ -255,17 +297,56 @@ class Stack:
 
         self.gateway = Gateway(self.functions, routes=self.routes, route_selection=self.route_selection,
                                stage=self.stage, api_id=API_ID, limits=self.limits,
-                               domain_name=f"{_url_host(self.host)}:{self.ws_port}")
+                               domain_name=f"{_url_host(self.host)}:{self.ws_port}",
+                               signatures=SignatureCheck(FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                                                         FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]))
         self._loop = asyncio.new_event_loop()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="stack-loop", daemon=True)
         self._loop_thread.start()
+        origins = DemoOrigins.for_server({_url_host(self.host)}, self.web_port,
+                                         any_interface=self.host in ANY_INTERFACE)
         web_app = webapp.make_app(client_dir=self.client_dir, secret=self.jwt_secret, config=self.config,
+                                  origins=origins, token_refusal=self.token_refusal,
                                   documents=lambda: (self.client("dynamodb"), self.tables["DocumentsTable"]))
         self._call(self._serve([(self.gateway.app, ws_sock), (web_app, web_sock)]))
 
         self._make_triggers()
         for trigger in self.triggers:
             trigger.start()
+        if self.persister is not None:
+            self.persister.start()
+
+    def _load_tables(self) -> None:
+        """Number the streams past anything handed out before, then restore the saved tables
+        (no stream records) or, on a first or fresh start, seed the sample documents."""
+        assert self.aws is not None and self._moto is not None
+        saved = None
+        if self.state is not None and not self.fresh:
+            saved = persist.read(self.state.tables_file)
+        floors = saved["streams"] if saved else {}
+        for lid, arn in self.aws.table_arns.items():
+            moto_streams.start_numbering(arn, floors.get(lid, 0))
+        if saved is not None:
+            count = persist.restore(self.aws.client("dynamodb"), self.aws.tables, self.aws.table_arns,
+                                    saved["tables"])
+            self.data_origin = (f"restored {count} item(s) from {self.state.display(self.state.tables_file)}"
+                                " (saved as they change)")
+        elif self.seed_documents:
+            count = self.aws.seed(documents=self.documents)
+            self.data_origin = f"{count} sample document(s) seeded"
+        else:
+            self.data_origin = "empty tables (DEV_SEED=0)"
+        if self.state is None:
+            self.data_origin += "; in memory only: a restart starts again"
+            return
+        if saved is None:
+            self.data_origin += " (a fresh start: DEV_FRESH=1)" if self.fresh else " (first start)"
+            self.data_origin += f"; saved to {self.state.display(self.state.tables_file)} as they change"
+        self.persister = persist.Persister(self.state.tables_file, client=self.aws.client("dynamodb"),
+                                           tables=self.aws.tables, table_arns=self.aws.table_arns,
+                                           writes=lambda: self._moto.writes if self._moto else 0,
+                                           interval=self.persist_interval)
+        self.persister.save(force=True)
 
     async def _serve(self, apps: list[tuple[web.Application, socket.socket]]) -> None:
         for app, sock in apps:
@@ -423,6 +504,11 @@ class Stack:
             self._loop.close()
         self.functions.shutdown()
         _close_runtime()
+        if self.persister is not None:
+            try:
+                self.persister.stop()  # after $disconnect ran: the last writes are in
+            except Exception:  # noqa: BLE001 - stopping must go on; the previous save stays
+                log.exception("saving the tables on stop")
         if self.aws is not None:
             self.aws.close()
         if self._moto is not None:
@@ -436,6 +522,8 @@ class Stack:
             if path in sys.path:
                 sys.path.remove(path)
         _reset_runtime()
+        if self.state is not None:
+            self.state.unlock()
         with Stack._active_lock:
             if Stack._active is self:
                 Stack._active = None

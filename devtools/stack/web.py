@@ -2,11 +2,18 @@
 and `POST /dev/documents` / `DELETE /dev/documents/{slug}`.
 
 `/dev/token?user=<id>&name=<display name>` answers `{"token": "<JWT>"}`, an HS256 token
-signed with the local secret (1 hour). It exists only in the local stack.
+signed with the local secret (1 hour). It exists only in the local stack. Pages served
+from any loopback origin may fetch it (CORS), so another local app can sign in against
+the stack; bound beyond loopback with a `JWT_SECRET` from the environment (a secret that
+may be production's) it refuses to mint (403), unless `DEV_ALLOW_REMOTE_TOKENS=1`.
 `/dev/config` (JSON) and `/dev/config.js` (`window.REALTIME_CONFIG = {...}`) tell the page
 where the WebSocket endpoint is. The documents routes stand in for "another AWS service"
 on the demo page: they write the local documents table with a plain `put_item` /
 `delete_item`, so the change reaches browsers through the stream like any other write.
+They take only `Content-Type: application/json` from the demo's own origin (403
+otherwise), so no other site can write through a visitor's browser.
+
+Every answer carries the demo's Content-Security-Policy (`web_security`).
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from typing import Any
 import jwt
 from aiohttp import web
 
+from devtools.stack.web_security import DemoOrigins, content_security_policy, loopback_origin
+
 TOKEN_LIFETIME = 3600
 
 PLACEHOLDER = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>serverless-realtime (local)</title>
-<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
-code{background:#f3f3f3;padding:0 .25rem}</style></head>
+<link rel="stylesheet" href="/dev/placeholder.css">
+<script type="module" src="/dev/placeholder.js"></script></head>
 <body>
 <h1>serverless-realtime, running locally</h1>
 <p>The demo page (<code>client/index.html</code>) is not there yet; this placeholder connects
@@ -34,34 +43,37 @@ to the local WebSocket endpoint so you can see the stack working.</p>
 <p>Connection: <strong data-testid="connection-state" id="state">connecting</strong> &middot;
 signed-in users online: <strong data-testid="users-count" id="users">?</strong></p>
 <p>Sign in as someone with <code>?user=alice&amp;name=Alice</code> in this page's URL.</p>
-<pre id="log" style="background:#f7f7f7;padding:.5rem;max-height:20rem;overflow:auto"></pre>
-<script>
-(async () => {
-  const cfg = await (await fetch("/dev/config")).json();
-  const params = new URLSearchParams(location.search);
-  let url = cfg.websocket;
-  if (params.get("user")) {
-    const q = new URLSearchParams({user: params.get("user"), name: params.get("name") || params.get("user")});
-    const {token} = await (await fetch("/dev/token?" + q)).json();
-    url += "?token=" + encodeURIComponent(token);
-  }
-  const ws = new WebSocket(url);
-  const log = (line) => { const el = document.getElementById("log"); el.textContent = line + "\\n" + el.textContent; };
-  ws.onopen = () => {
-    document.getElementById("state").textContent = "open";
-    ws.send(JSON.stringify({action: "subscribe", stream: "users", id: 1}));
-    ws.send(JSON.stringify({action: "subscribe", stream: "documents", id: 2}));
-    setInterval(() => ws.send(JSON.stringify({action: "heartbeat"})), 25000);
-  };
-  ws.onclose = (e) => { document.getElementById("state").textContent = "closed " + e.code; };
-  ws.onmessage = (e) => {
-    log(e.data);
-    const frame = JSON.parse(e.data);
-    if (frame.stream === "users") document.getElementById("users").textContent = frame.payload.users;
-  };
-})();
-</script>
+<pre id="log"></pre>
 </body></html>
+"""
+
+PLACEHOLDER_CSS = """body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}
+code{background:#f3f3f3;padding:0 .25rem}
+#log{background:#f7f7f7;padding:.5rem;max-height:20rem;overflow:auto}
+"""
+
+PLACEHOLDER_JS = """const cfg = await (await fetch("/dev/config")).json();
+const params = new URLSearchParams(location.search);
+let url = cfg.websocket;
+if (params.get("user")) {
+  const q = new URLSearchParams({user: params.get("user"), name: params.get("name") || params.get("user")});
+  const {token} = await (await fetch("/dev/token?" + q)).json();
+  url += "?token=" + encodeURIComponent(token);
+}
+const ws = new WebSocket(url);
+const log = (line) => { const el = document.getElementById("log"); el.textContent = line + "\\n" + el.textContent; };
+ws.onopen = () => {
+  document.getElementById("state").textContent = "open";
+  ws.send(JSON.stringify({action: "subscribe", stream: "users", id: 1}));
+  ws.send(JSON.stringify({action: "subscribe", stream: "documents", id: 2}));
+  setInterval(() => ws.send(JSON.stringify({action: "heartbeat"})), 25000);
+};
+ws.onclose = (e) => { document.getElementById("state").textContent = "closed " + e.code; };
+ws.onmessage = (e) => {
+  log(e.data);
+  const frame = JSON.parse(e.data);
+  if (frame.stream === "users") document.getElementById("users").textContent = frame.payload.users;
+};
 """
 
 
@@ -106,10 +118,33 @@ def document_item(body: Any) -> dict[str, Any]:
 
 
 def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, Any]],
-             documents: Callable[[], tuple[Any, str]] | None = None) -> web.Application:
-    """`documents` gives (a DynamoDB client, the documents table's name) for the write routes."""
+             origins: DemoOrigins, documents: Callable[[], tuple[Any, str]] | None = None,
+             token_refusal: str | None = None) -> web.Application:
+    """`documents` gives (a DynamoDB client, the documents table's name) for the write routes;
+    `origins` are the demo page's own; `token_refusal`, when set, is why `/dev/token` is off."""
     app = web.Application()
     resolved: list[tuple[Any, str]] = []
+
+    async def secure(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Content-Security-Policy"] = content_security_policy(config()["websocket"])
+        response.headers["X-Content-Type-Options"] = "nosniff"
+
+    app.on_response_prepare.append(secure)
+
+    def refused_write(request: web.Request) -> web.Response | None:
+        """403 unless the demo page itself sent JSON: a cross-site form or fetch cannot."""
+        if not origins.allows(request.headers.get("Origin"), request.headers.get("Host")):
+            return web.json_response({"error": "writes are taken only from the demo page's own origin"}, status=403)
+        if request.content_type != "application/json":
+            return web.json_response({"error": "send Content-Type: application/json"}, status=403)
+        return None
+
+    def cors(request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        headers = {"Vary": "Origin"}
+        if loopback_origin(origin):
+            headers["Access-Control-Allow-Origin"] = origin  # type: ignore[assignment]
+        return headers
 
     def target() -> tuple[Any, str]:
         if documents is None:
@@ -120,6 +155,8 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
 
     async def put_document(request: web.Request) -> web.Response:
         client, table = target()
+        if (refusal := refused_write(request)) is not None:
+            return refusal
         try:
             item = document_item(await request.json())
         except ValueError as exc:  # json.JSONDecodeError is a ValueError too
@@ -129,18 +166,35 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
 
     async def delete_document(request: web.Request) -> web.Response:
         client, table = target()
+        if (refusal := refused_write(request)) is not None:
+            return refusal
         slug = request.match_info["slug"]
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: client.delete_item(TableName=table, Key={"slug": {"S": slug}}))
         return web.json_response({"deleted": slug})
 
     async def token(request: web.Request) -> web.Response:
+        headers = {"Cache-Control": "no-store", **cors(request)}
+        if token_refusal is not None:
+            return web.json_response({"error": token_refusal}, status=403, headers=headers)
         user = (request.query.get("user") or "").strip()
         if not user or len(user) > 128:
-            return web.json_response({"error": "give ?user=<id> (and optionally &name=<display name>)"}, status=400)
+            return web.json_response({"error": "give ?user=<id> (and optionally &name=<display name>)"}, status=400,
+                                     headers=headers)
         name = (request.query.get("name") or "").strip() or None
-        return web.json_response({"token": mint_token(secret, user, name)},
-                                 headers={"Cache-Control": "no-store"})
+        return web.json_response({"token": mint_token(secret, user, name)}, headers=headers)
+
+    async def token_preflight(request: web.Request) -> web.Response:
+        headers = cors(request)
+        if "Access-Control-Allow-Origin" in headers:
+            headers.update({"Access-Control-Allow-Methods": "GET", "Access-Control-Max-Age": "600"})
+        return web.Response(status=204, headers=headers)
+
+    async def placeholder_js(request: web.Request) -> web.Response:
+        return web.Response(text=PLACEHOLDER_JS, content_type="application/javascript")
+
+    async def placeholder_css(request: web.Request) -> web.Response:
+        return web.Response(text=PLACEHOLDER_CSS, content_type="text/css")
 
     async def config_json(request: web.Request) -> web.Response:
         return web.json_response(config(), headers={"Cache-Control": "no-store"})
@@ -168,6 +222,9 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
         return web.FileResponse(target, headers={"Cache-Control": "no-cache"})
 
     app.router.add_get("/dev/token", token)
+    app.router.add_route("OPTIONS", "/dev/token", token_preflight)
+    app.router.add_get("/dev/placeholder.js", placeholder_js)
+    app.router.add_get("/dev/placeholder.css", placeholder_css)
     app.router.add_get("/dev/config", config_json)
     app.router.add_get("/dev/config.js", config_js)
     app.router.add_post("/dev/documents", put_document)

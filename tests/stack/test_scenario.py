@@ -120,7 +120,7 @@ def test_demo_form_routes_write_the_documents_table(stack):
     def call(method: str, path: str, body: object = None) -> tuple[int, dict]:
         data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
         request = urllib.request.Request(stack.web_url + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json", "Origin": stack.web_url})
         try:
             with urllib.request.urlopen(request, timeout=WAIT) as response:
                 return response.status, json.loads(response.read())
