@@ -305,7 +305,10 @@ def test_browser_notifications_when_permitted(stack, people: People):
                              init_script=RECORD_NOTIFICATIONS)
     assert alice.page.evaluate("Notification.permission") == "granted"
     put_document(stack, "system-note", "System note", abstract="Shown by the browser.")
-    alice.page.wait_for_function("window.__shown.some((n) => n.title.includes('System note'))", timeout=15_000)
+    # Not wait_for_function: Playwright evaluates its predicate with eval, which the page's
+    # Content-Security-Policy (script-src 'self') refuses.
+    wait_for(lambda: alice.page.evaluate("window.__shown.some((n) => n.title.includes('System note'))"),
+             "the browser notification")
     shown = alice.page.evaluate("window.__shown.map(({title, body}) => ({title, body}))")
     assert {"title": "New document: System note", "body": "Shown by the browser."} in shown
     expect(alice.notifications()).to_have_count(0)  # no in-page toast: the browser shows it
