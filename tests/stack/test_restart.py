@@ -121,7 +121,7 @@ def test_connections_table_starts_empty_after_a_restart(tmp_path):
         items = second.client("dynamodb").scan(TableName=second.tables["ConnectionsTable"])["Items"]
     assert items == []
     saved = json.loads((tmp_path / "tables.json").read_text())
-    assert set(saved["tables"]) == {"DocumentsTable"}
+    assert set(saved["tables"]) == {"DocumentsTable", "CommentsTable"}  # every table but the engine's
 
 
 def test_a_fresh_start_seeds_again_and_keeps_the_secret(tmp_path):
