@@ -122,3 +122,24 @@ def test_internal_errors_are_answered_not_raised(gateway: ApiGateway, signed_in:
     monkeypatch.setattr(Router, "_subscribe", boom)
     error = only_error(gateway.send(signed_in, {"action": "subscribe", "stream": "users", "id": 8}))
     assert error == {"id": 8, "code": "internal", "message": "internal error"}
+
+
+def test_an_oversize_frame_is_answered_with_its_id(gateway: ApiGateway, signed_in: str) -> None:
+    """The client waits on that id: `too_large` echoes it whenever the frame is still JSON."""
+    prefix = '{"action":"subscribe","stream":"users","id":"s8193","pad":"'
+    raw = prefix + "x" * (8193 - len(prefix) - 2) + '"}'
+    assert len(raw.encode()) == 8193
+    error = only_error(gateway.send(signed_in, raw, raw=True))
+    assert (error["code"], error["id"]) == ("too_large", "s8193")
+    enveloped = json.dumps({"stream": "users", "payload": {"action": "subscribe", "id": 12, "pad": "y" * 8200}})
+    assert only_error(gateway.send(signed_in, enveloped, raw=True))["id"] == 12
+    truncated = raw[:-2]  # no longer JSON: nothing to echo
+    assert "id" not in only_error(gateway.send(signed_in, truncated + "x", raw=True))
+
+
+def test_a_null_id_is_a_bad_request_not_a_silent_subscribe(gateway: ApiGateway, signed_in: str) -> None:
+    error = only_error(gateway.send(signed_in, '{"action":"subscribe","stream":"users","id":null}', raw=True))
+    assert error["code"] == "bad_request" and "id" not in error
+    assert gateway.dynamodb.query(  # nothing was subscribed
+        TableName="connections", KeyConditionExpression="pk = :p AND sk = :g",
+        ExpressionAttributeValues={":p": {"S": f"c#{signed_in}"}, ":g": {"S": "g#users"}})["Count"] == 0

@@ -8,8 +8,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-ACTIONS = ("subscribe", "unsubscribe", "enter", "leave", "heartbeat")
-STREAMS = ("users", "documents", "document", "notifications")
+WRITES = ("create", "update", "delete")
+ACTIONS = ("subscribe", "unsubscribe", "enter", "leave", "heartbeat", *WRITES)
+STREAMS = ("users", "documents", "document", "notifications", "comments")
+BINDINGS = ("notifications", "comments")
 PHASES = ("view", "edit", "review")
 MAX_BYTES = 8192
 
@@ -74,6 +76,59 @@ def _spec_slug_ok(slug: Any) -> bool:
             and not any(unicodedata.category(ch) in ("Cc", "Cs") for ch in slug))
 
 
+def flatten(frame: dict[str, Any]) -> dict[str, Any]:
+    """Channels' envelope `{"stream": s, "payload": {...}}` means the flat frame it carries."""
+    if "action" not in frame and isinstance(frame.get("payload"), dict) and "stream" in frame:
+        return {**frame["payload"], "stream": frame["stream"]}
+    return frame
+
+
+def valid_id(frame: Any) -> Any:
+    """The id an answer to this frame echoes (a string or an integer), else None."""
+    if not isinstance(frame, dict):
+        return None
+    rid = flatten(frame).get("id")
+    return rid if isinstance(rid, (str, int)) and not isinstance(rid, bool) else None
+
+
+def _slug_codes(slug: Any) -> set[str] | None:
+    """bad_request for a slug the spec refuses; the parser may refuse more (unassigned
+    characters, key length): those are allowed too."""
+    if not _spec_slug_ok(slug):
+        return {"bad_request"}
+    from monitor.documents import valid_slug
+    from realtime.keys import InvalidKey
+
+    try:
+        valid_slug(slug)
+    except InvalidKey:
+        return {"bad_request"}
+    return None
+
+
+def _write_codes(frame: dict[str, Any]) -> set[str] | None:
+    """A create/update/delete frame's shape on the `comments` stream (docs/protocol.md)."""
+    action = frame["action"]
+    data = frame.get("data")
+    if action in ("create", "update"):
+        allowed = {"document", "body"} if action == "create" else {"body"}
+        if not isinstance(data, dict) or not data or set(data) - allowed:
+            return {"bad_request"}
+        body = data.get("body")
+        if (action == "create" and "body" not in data) or (
+                "body" in data and (not isinstance(body, str) or not body.strip() or len(body) > 2000)):
+            return {"bad_request"}
+        if action == "create" and (_slug_codes(data.get("document")) or "document" not in data):
+            return {"bad_request"}
+    if action in ("update", "delete"):
+        pk, version = frame.get("pk"), frame.get("version")
+        if not isinstance(pk, dict) or set(pk) != {"document", "id"} or any(_slug_codes(v) for v in pk.values()):
+            return {"bad_request"}
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            return {"bad_request"}
+    return None
+
+
 def expected_parse_error(frame: Any, size: int) -> set[str] | None:
     """The error codes docs/protocol.md allows for this frame before any table is read,
     or None when the frame is well formed. Written from the spec, not from the parser."""
@@ -81,8 +136,8 @@ def expected_parse_error(frame: Any, size: int) -> set[str] | None:
         return {"too_large"}
     if not isinstance(frame, dict):
         return {"bad_request"}
-    rid = frame.get("id")
-    if rid is not None and (isinstance(rid, bool) or not isinstance(rid, (str, int))):
+    frame = flatten(frame)
+    if "id" in frame and valid_id(frame) is None:
         return {"bad_request"}
     action = frame.get("action")
     if not isinstance(action, str):
@@ -91,28 +146,24 @@ def expected_parse_error(frame: Any, size: int) -> set[str] | None:
         return {"unknown_action"}
     if action == "heartbeat":
         return None
-    needs_document = action in ("enter", "leave") or frame.get("stream") == "document"
-    codes: set[str] = set()
-    if needs_document:
-        slug = frame.get("document")
-        if not _spec_slug_ok(slug):
-            return {"bad_request"}
-        try:
-            from monitor.documents import valid_slug
-            from realtime.keys import InvalidKey
-
-            valid_slug(slug)
-        except InvalidKey:  # stricter than the spec (unassigned characters, key length): allowed
-            codes.add("bad_request")
-    if action in ("subscribe", "unsubscribe"):
-        stream = frame.get("stream")
-        if not isinstance(stream, str) or stream not in STREAMS:
-            return {"bad_request"}
-    else:
+    stream = frame.get("stream")
+    if action in ("enter", "leave"):
+        codes = _slug_codes(frame.get("document"))
+        if codes:
+            return codes
         phase = frame.get("phase")
-        if not isinstance(phase, str) or phase not in PHASES:
-            return {"bad_request"}
-    return codes or None
+        return {"bad_request"} if not isinstance(phase, str) or phase not in PHASES else None
+    if not isinstance(stream, str) or stream not in STREAMS:
+        return {"bad_request"}
+    if action in WRITES:
+        if stream not in BINDINGS:
+            return {"unknown_action"}
+        if stream == "notifications":
+            return {"forbidden"}  # documents are written by other services only
+        return _write_codes(frame)
+    if stream in ("document", "comments"):
+        return _slug_codes(frame.get("document"))
+    return None
 
 
 VALID_TEMPLATES = (
@@ -125,6 +176,15 @@ VALID_TEMPLATES = (
     {"action": "enter", "document": "secret", "phase": "view"},
     {"action": "leave", "document": "roadmap", "phase": "edit"},
     {"action": "heartbeat"},
+    {"action": "subscribe", "stream": "comments", "document": "roadmap"},
+    {"action": "create", "stream": "comments", "data": {"document": "roadmap", "body": "hi"}},
+    {"action": "create", "stream": "comments", "data": {"document": "secret", "body": "hi"}},
+    {"action": "update", "stream": "comments", "pk": {"document": "roadmap", "id": "0000000000001-ab"},
+     "version": 1, "data": {"body": "edited"}},
+    {"action": "delete", "stream": "comments", "pk": {"document": "roadmap", "id": "0000000000001-ab"}, "version": 1},
+    {"action": "update", "stream": "notifications", "pk": "roadmap", "data": {"title": "mine now"}},
+    {"stream": "users", "payload": {"action": "subscribe"}},
+    {"stream": "document", "payload": {"action": "subscribe", "document": "roadmap"}},
 )
 
 
@@ -135,7 +195,7 @@ def near_valid_frames(draw: Any) -> dict[str, Any]:
     if draw(st.booleans()):
         frame["id"] = draw(st.one_of(st.integers(-5, 2**64), st.text(max_size=5), weird_values))
     for _ in range(draw(st.integers(0, 2))):
-        name = draw(st.sampled_from(["action", "stream", "document", "phase", "id"]))
+        name = draw(st.sampled_from(["action", "stream", "document", "phase", "id", "data", "pk", "version"]))
         how = draw(st.sampled_from(["drop", "weird", "slug"]))
         if how == "drop":
             frame.pop(name, None)

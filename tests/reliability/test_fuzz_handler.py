@@ -25,7 +25,8 @@ from tests.apigw import ApiGateway, LambdaContext, request_context
 from tests.reliability import invariants
 from tests.reliability.conftest import app_of, fuzz_settings
 from tests.reliability.strategies import (
-    MAX_BYTES, deep_json, expected_parse_error, frame_bytes, nasty_slugs, near_valid_frames, structured_frames,
+    MAX_BYTES, deep_json, expected_parse_error, flatten, frame_bytes, nasty_slugs, near_valid_frames,
+    structured_frames, valid_id,
 )
 
 DOCUMENTS = {  # slug -> (visibility, owner)
@@ -74,20 +75,30 @@ def arena(gateway: ApiGateway) -> Arena:
     return Arena(gateway)
 
 
-def semantic_error(arena: Arena, cid: str, frame: dict[str, Any]) -> str | None:
-    """The error a well-formed frame gets from who sends it and what exists (docs/protocol.md)."""
+def semantic_error(arena: Arena, cid: str, frame: dict[str, Any]) -> set[str] | None:
+    """The errors a well-formed frame may get from who sends it and what exists
+    (docs/protocol.md); None when it succeeds."""
     anonymous = cid == arena.carol
+    frame = flatten(frame)
     action, stream, slug = frame["action"], frame.get("stream"), frame.get("document")
     if action in ("enter", "leave") and anonymous:
-        return "unauthenticated"
+        return {"unauthenticated"}
     if action == "subscribe" and stream == "notifications" and anonymous:
-        return "unauthenticated"
-    if action == "enter" or (action == "subscribe" and stream == "document"):
+        return {"unauthenticated"}
+    if action in ("create", "update", "delete"):
+        if anonymous:
+            return {"unauthenticated"}
+        if action == "create":
+            slug = frame["data"]["document"]
+            readable = slug in DOCUMENTS and (DOCUMENTS[slug][0] == "public" or DOCUMENTS[slug][1] == "alice")
+            return None if readable else {"forbidden"}  # nobody may comment on what they cannot read
+        return {"not_found", "forbidden", "conflict"}  # alice's own comment, someone else's, or gone
+    if action == "enter" or (action == "subscribe" and stream in ("document", "comments")):
         if slug not in DOCUMENTS:
-            return "not_found"
+            return {"not_found"}
         visibility, owner = DOCUMENTS[slug]
         if visibility == "private" and (anonymous or owner != "alice"):
-            return "forbidden"
+            return {"forbidden"}
     return None
 
 
@@ -99,28 +110,29 @@ def check(arena: Arena, cid: str, body: Any, *, is_base64: bool, frame: Any, siz
 
     expected = expected_parse_error(frame, size)
     if expected is None and isinstance(frame, dict):
-        code = semantic_error(arena, cid, frame)
-        expected = {code} if code else None
+        expected = semantic_error(arena, cid, frame)
     errors = [f for f in replies if f["stream"] == "error"]
     if expected is not None:
         assert len(replies) == 1 and len(errors) == 1, (frame, replies)
         payload = errors[0]["payload"]
         assert payload["code"] in expected, (frame, payload)
         assert isinstance(payload["message"], str) and payload["message"]
-        rid = frame.get("id") if isinstance(frame, dict) else None
-        if isinstance(rid, (str, int)) and not isinstance(rid, bool) and "too_large" not in expected:
+        rid = valid_id(frame)
+        if rid is not None:  # echoed, oversize frames included: the client waits on that id
             assert payload.get("id") == rid, (frame, payload)
         else:
-            assert "id" not in payload or payload["id"] == rid, (frame, payload)
+            assert "id" not in payload, (frame, payload)
         # A bad frame changes nothing: same table but for last-seen, and nobody hears of it.
         model = invariants.Model.read(gw.dynamodb)
         assert model.without("seen") == before.without("seen"), frame
         assert len(gw.stub.received(arena.wes)) == watcher_before, frame
     else:
         assert errors == [], (frame, replies)
-        rid = frame.get("id")
+        rid = valid_id(frame)
         if rid is not None:
-            assert replies[-1] == {"stream": "ack", "payload": {"id": rid}}, (frame, replies)
+            assert replies[-1]["stream"] == "ack" and replies[-1]["payload"]["id"] == rid, (frame, replies)
+        elif "id" in flatten(frame):
+            raise AssertionError(f"an unusable id was accepted: {frame}")
         model = invariants.Model.read(gw.dynamodb)
     problems = invariants.key_problems(model.items) + invariants.consistency_problems(model)
     assert problems == [], (frame, problems)
