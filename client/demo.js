@@ -467,6 +467,7 @@ class DocumentPage {
       const error = this.commentsProblem;
       this.commentsStatus.hidden = false;
       this.commentsStatus.textContent = error.code === "forbidden" || error.code === "not_found" ? ""
+        : error.code === "unauthenticated" ? "Sign in to read the comments."
         : `Comments are not available here (${error.code}: ${error.message}).`;
       this.commentsStatus.hidden = !this.commentsStatus.textContent;
       this.commentForm.hidden = true;

@@ -609,9 +609,13 @@ export class RealtimeClient {
     const fresh = {params, request: null};
     if (cursor) fresh.cursor = cursor;
     owner.set(key, fresh);
-    fresh.request = this._request(this._wantedFrame(owner, fresh), {owner, key});
+    // Recorded before it goes out: a request refused at once (too large, closed) must find
+    // its entry to forget it.
+    const request = this._newRequest(this._wantedFrame(owner, fresh), owner, key);
+    fresh.request = request;
+    this._issue(request);
     this._retuneHeartbeat();
-    return fresh.request.promise;
+    return request.promise;
   }
 
   /** Forget wanted state; tell the server only if a live socket holds it. */
@@ -641,17 +645,19 @@ export class RealtimeClient {
 
   /** A write: sent once (now, or from the offline buffer), never replayed or retried. */
   _write(frame) {
-    const request = this._request(frame);
-    request.write = true;
-    return request.promise;
+    return this._request(frame).promise;
   }
 
   /**
-   * A request: {id, frame, owner?, key?, silent?, write?, socket, timer, settled, promise}.
+   * A request: {id, frame, owner?, key?, silent?, socket, timer, settled, promise}.
    * Sent now when open, else buffered; refused at once when too large.
    */
-  _request(frame, {owner = null, key = null} = {}) {
-    const request = this._newRequest(frame, owner, key);
+  _request(frame) {
+    return this._issue(this._newRequest(frame));
+  }
+
+  /** Send a new request now, buffer it, or refuse it. */
+  _issue(request) {
     const tooLarge = this._tooLarge(request.frame);
     if (this.closedByUser) this._settle(request, new RealtimeError("closed", "the client was closed", request.frame));
     else if (tooLarge) this._settle(request, new RealtimeError(tooLarge.code, tooLarge.message, request.frame));
@@ -675,7 +681,7 @@ export class RealtimeClient {
 
   _newRequest(frame, owner = null, key = null, silent = false) {
     const id = this.nextId++;
-    const request = {id, frame: {...frame, id}, owner, key, silent, write: false, socket: null, timer: null,
+    const request = {id, frame: {...frame, id}, owner, key, silent, socket: null, timer: null,
                      settled: false, resolve: null, reject: null, promise: null};
     request.promise = new Promise((resolve, reject) => {
       request.resolve = resolve;

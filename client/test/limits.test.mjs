@@ -290,6 +290,23 @@ test("send() of an oversize frame reports an error event and sends nothing", asy
   assert.deepEqual(sockets[0].sent, []);
 });
 
+test("an oversize subscribe is refused and not kept as wanted state", async () => {
+  const {client, clock, sockets} = await open();
+  await assert.rejects(client.subscribe("comments", {document: "x".repeat(9000)}), {code: "too_large"});
+  assert.deepEqual(client.subscribed(), []);
+  sockets[0].drop();
+  await clock.advance(500);
+  sockets[1].accept();
+  assert.deepEqual(sockets[1].sent, [], "nothing to replay");
+});
+
+test("a subscribe after close() rejects with closed and is not kept", async () => {
+  const {client} = await open();
+  client.close();
+  await assert.rejects(client.subscribe("users"), {code: "closed"});
+  assert.deepEqual(client.subscribed(), []);
+});
+
 test("an oversize request made offline is refused at once, not buffered", async () => {
   const {client, sockets} = await setup();
   await assert.rejects(client.request({action: "custom", pad: "x".repeat(9000)}), {code: "too_large"});
