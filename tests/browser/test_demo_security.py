@@ -95,3 +95,17 @@ def test_refused_handshakes_stop_after_five_until_retry(stack, people: People):
     expect(alice.state).to_have_text("open")
     expect(alice.testid("retry-connection")).to_be_hidden()
     assert len(urls) == 6
+
+
+def test_an_oversize_frame_is_refused_by_the_page_and_the_socket_stays_open(stack, people: People):
+    """API Gateway closes a socket on a frame of 32 KB; the client refuses anything over the
+    server's 8,192 bytes before sending, so the page keeps its connection."""
+    alice = people.open_page(stack, "alice", "Alice")
+    outcome = alice.page.evaluate("""async () => {
+        const opened = window.realtime.socket;
+        let code = null;
+        try { await window.realtime.request({action: 'heartbeat', pad: 'é'.repeat(20000)}); } catch (e) { code = e.code; }
+        await window.realtime.request({action: 'heartbeat'});  // the same socket still answers
+        return {code, same: window.realtime.socket === opened, state: window.realtime.state};
+    }""")
+    assert outcome == {"code": "too_large", "same": True, "state": "open"}
