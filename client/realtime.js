@@ -1,30 +1,54 @@
-// serverless-realtime browser client: protocol v1 (docs/protocol.md).
+// serverless-realtime browser client: protocol v1 (docs/protocol.md). The generic core:
+// it knows frames, streams, subscriptions, presence and bindings, not any application's
+// streams (the reference app's models are in monitor.js; a Django Channels
+// `WebSocketBridge` look-alike is in bridge.js).
 //
 // A dependency-free ES module: `<script type="module">import {connect} from "./realtime.js"`.
 //
 //   const client = connect("wss://abc.execute-api.eu-west-1.amazonaws.com/prod", {token: getToken});
-//   client.on("state", (state) => ...);            // connecting | open | reconnecting | closed
-//   client.stream("users").listen(({users}) => ...);
-//   await client.subscribe("users");                // resolves on the server's ack
-//   await client.enter("roadmap", "edit");           // rejects with an Error carrying .code
+//   client.on("state", (state) => ...);        // connecting | open | reconnecting | refused | closed
+//   const comments = client.stream("comments", {document: "roadmap"});
+//   comments.listen((payload) => ...);          // only this subscription's payloads
+//   await comments.subscribe();                  // resolves on the server's ack
+//   await client.binding("comments").create({document: "roadmap", body: "Hi"}); // {pk, version}
+//   await client.enter("roadmap", "edit");       // rejects with an Error carrying .code
 //
 // What it does for the page:
-// - reconnects with exponential backoff and full jitter (capped at 30 s), then re-subscribes
-//   every stream and re-enters every presence it held;
+// - reconnects with exponential backoff and full jitter (capped at 30 s; the first attempt
+//   after a drop waits 0-5 s so a gateway restart does not bring every page back at once),
+//   then re-subscribes every stream (with the last history cursor it saw, so the server
+//   replays what was missed) and re-enters every presence it held;
+// - stops after `maxRefusals` handshakes in a row failed before opening (state `refused`)
+//   until `retry()`;
 // - reconnects proactively before API Gateway's 2-hour limit, opening the new socket (and
 //   replaying subscriptions and presence on it) before closing the old one;
-// - sends a heartbeat every 25 s, and treats a heartbeat left unanswered as a dead socket;
-// - buffers sends made while offline (bounded; the oldest is dropped first and reported with a
-//   "drop" event) and flushes them on reconnect;
-// - drops notifications whose `seq` is not higher than the highest seen for their `pk`.
+// - heartbeats every 25 s while it holds presence, else every 5 minutes, and treats an
+//   unanswered heartbeat as a dead socket;
+// - buffers sends made while offline (bounded; the oldest is dropped first and reported with
+//   a "drop" event) and flushes them on reconnect; never sends a write twice;
+// - refuses to send a frame over 8,192 bytes of UTF-8 (`too_large`): the server would answer
+//   `too_large`, and API Gateway closes the socket on frames of 32 KB;
+// - drops notifications whose `seq` is not higher than the highest seen for their (model, pk).
 
 /** Protocol version this module speaks. */
 export const PROTOCOL_VERSION = 1;
 
+/** The server's limit for a client frame, in bytes of UTF-8 (docs/protocol.md). */
+export const MAX_FRAME_BYTES = 8192;
+
 const OPEN = 1; // WebSocket.OPEN
 
+/** Frame fields that are not part of a subscription's identity. */
+const CONTROL_FIELDS = new Set(["stream", "action", "id", "since"]);
+
+/** Requests the server may get twice without harm: the only ones sent again on another socket. */
+const IDEMPOTENT_ACTIONS = new Set(["subscribe", "unsubscribe", "enter", "leave", "heartbeat"]);
+
+/** Answers that say "not now" rather than "no": a replay answered so is tried again later. */
+const TRANSIENT_CODES = new Set(["rate_limited", "internal"]);
+
 /**
- * @typedef {"connecting" | "open" | "reconnecting" | "closed"} ConnectionState
+ * @typedef {"connecting" | "open" | "reconnecting" | "refused" | "closed"} ConnectionState
  *
  * @typedef {object} Timers
  * @property {(fn: () => void, ms: number) => any} setTimeout
@@ -33,26 +57,33 @@ const OPEN = 1; // WebSocket.OPEN
  * @property {(handle: any) => void} clearInterval
  * @property {() => number} now  milliseconds
  *
+ * @typedef {string | null | (() => string | null | undefined | Promise<string | null | undefined>)} TokenSource
+ *
  * @typedef {object} ConnectOptions
- * @property {string | null | (() => string | null | undefined | Promise<string | null | undefined>)} [token]
+ * @property {TokenSource} [token]
  *   A JWT, or a function returning one (called before every connection attempt, so it can
  *   fetch a fresh short-lived token). No token: an anonymous connection.
  * @property {new (url: string) => WebSocket} [WebSocket]  constructor (tests inject a fake)
  * @property {Partial<Timers>} [timers]  timer functions (tests inject a fake clock)
  * @property {() => number} [random]  uniform in [0, 1) (tests make jitter deterministic)
- * @property {number} [heartbeatMs=25000]  interval of heartbeats on an open socket
+ * @property {number} [heartbeatMs=25000]  heartbeat interval while holding presence
+ *   (presence expires 60 s after the connection's last frame)
+ * @property {number} [idleHeartbeatMs=300000]  heartbeat interval without presence
+ *   (inside API Gateway's 10-minute idle timeout)
  * @property {number} [backoffBaseMs=1000]  first reconnect delay ceiling
  * @property {number} [backoffMaxMs=30000]  cap of the reconnect delay ceiling
+ * @property {number} [firstReconnectMaxMs=5000]  the first attempt after a drop waits uniform [0, this)
+ * @property {number} [maxRefusals=5]  handshakes in a row that fail before opening, then state `refused`
  * @property {number} [maxConnectionMs=6900000]  age at which to reconnect proactively
  *   (API Gateway closes connections at 2 h; default 1 h 55 min, minus up to `maxConnectionJitterMs`)
  * @property {number} [maxConnectionJitterMs=300000]  spreads proactive reconnects of many pages
  * @property {number} [ackTimeoutMs=10000]  a request not answered in this time rejects ("timeout")
  * @property {number} [openTimeoutMs=10000]  a socket not open in this time is abandoned
  * @property {number} [bufferSize=100]  offline sends kept at most (oldest dropped first)
- * @property {boolean} [dedupe=true]  drop notifications whose seq is not higher than the last for their pk
- * @property {boolean} [reconnectWhenOnline=true]  in a browser, skip the backoff wait on the window's "online" event
- *
- * @typedef {{stream: string, document?: string, [key: string]: any}} StreamParams
+ * @property {number} [maxFrameBytes=8192]  larger frames are refused before sending ("too_large")
+ * @property {boolean} [dedupe=true]  drop notifications whose seq is not higher than the last for their (model, pk)
+ * @property {boolean} [reconnectWhenOnline=true]  in a browser, skip the backoff wait (or leave
+ *   `refused`) on the window's "online" event
  *
  * @typedef {object} DropEvent
  * @property {object} frame  the frame that was dropped
@@ -61,10 +92,14 @@ const OPEN = 1; // WebSocket.OPEN
  * @typedef {object} ReconnectingEvent
  * @property {number} attempt  1 for the first retry
  * @property {number} delay  milliseconds until the attempt
+ *
+ * @typedef {object} ResetEvent
+ * @property {string} stream
+ * @property {Record<string, any>} params  the subscription's identity, e.g. {document: "roadmap"}
  */
 
 /** An error answered by the server (`code` from the `error` frame), or raised by the client
- * (`timeout`, `dropped`, `cancelled`, `closed`, `disconnected`). */
+ * (`timeout`, `dropped`, `cancelled`, `closed`, `disconnected`, `too_large`, `bad_request`). */
 export class RealtimeError extends Error {
   /**
    * @param {string} code
@@ -93,30 +128,67 @@ export function backoffDelay(attempt, random = Math.random, baseMs = 1000, maxMs
   return Math.floor(random() * backoffCeiling(attempt, baseMs, maxMs));
 }
 
-/** Parse a decimal `seq` as a BigInt (null when it is not one). */
-function parseSeq(seq) {
-  if (typeof seq === "number" && Number.isSafeInteger(seq)) return BigInt(seq);
-  if (typeof seq !== "string" || !/^\d+$/.test(seq)) return null;
-  return BigInt(seq);
+/** JSON with object keys sorted at every level: equal values, equal strings. */
+export function stableJson(value) {
+  if (Array.isArray(value)) return `[${value.map((item) => stableJson(item ?? null)).join(",")}]`;
+  if (value && typeof value === "object") {
+    const keys = Object.keys(value).filter((key) => value[key] !== undefined).sort();
+    return `{${keys.map((key) => `${JSON.stringify(key)}:${stableJson(value[key])}`).join(",")}}`;
+  }
+  return JSON.stringify(value ?? null);
 }
 
-/** Keys of wanted state (JSON: no separator can collide with a slug). */
-function subscriptionKey(params) {
-  return JSON.stringify(params.stream === "document" ? [params.stream, String(params.document)] : [params.stream]);
+/** Bytes of the UTF-8 encoding of a string. */
+export function utf8Length(text) {
+  return new TextEncoder().encode(text).length;
 }
 
-function unsubscriptionKey(key) {
-  const [stream, document] = JSON.parse(key);
-  return document === undefined ? {stream} : {stream, document};
+/** A subscription's identity: its params without the control fields. */
+function identityOf(params) {
+  const identity = {};
+  for (const [name, value] of Object.entries(params ?? {})) {
+    if (!CONTROL_FIELDS.has(name) && value !== undefined) identity[name] = value;
+  }
+  return identity;
+}
+
+/** Key of wanted state: stable JSON of the sorted params (`stream` included). Parsing it
+ * back gives the params. */
+function subscriptionKey(stream, params) {
+  return stableJson({...identityOf(params), stream});
 }
 
 function presenceKey(document, phase) {
-  return JSON.stringify([String(document), String(phase)]);
+  return stableJson({document: String(document), phase: String(phase)});
 }
 
-function unpresenceKey(key) {
-  const [document, phase] = JSON.parse(key);
-  return {document, phase};
+function same(a, b) {
+  if ((a && typeof a === "object") || (b && typeof b === "object")) return stableJson(a) === stableJson(b);
+  return String(a) === String(b);
+}
+
+/** The value a payload gives for an identity field: its own, its pk's, or its data's. */
+function lookup(payload, name) {
+  for (const source of [payload, payload?.pk, payload?.data]) {
+    if (source && typeof source === "object" && source[name] !== undefined) return source[name];
+  }
+  return undefined;
+}
+
+/** Whether a payload can belong to a subscription of that identity: no field it names
+ * contradicts it (a payload naming none of them can belong to any). */
+function concerns(payload, identity) {
+  return Object.entries(identity).every(([name, expected]) => {
+    const found = lookup(payload, name);
+    return found === undefined || same(found, expected);
+  });
+}
+
+/** Parse a decimal `seq` as a BigInt (null when it is not one). */
+function parseSeq(seq) {
+  if (typeof seq === "number" && Number.isSafeInteger(seq) && seq >= 0) return BigInt(seq);
+  if (typeof seq !== "string" || !/^\d+$/.test(seq)) return null;
+  return BigInt(seq);
 }
 
 function withToken(url, token) {
@@ -124,40 +196,107 @@ function withToken(url, token) {
   return `${url}${url.includes("?") ? "&" : "?"}token=${encodeURIComponent(token)}`;
 }
 
-/** One logical stream of the connection: `listen(cb)` gets every payload of that stream. */
+/** Whether the browser says it is offline (a failed handshake then proves nothing). */
+function offline() {
+  return globalThis.navigator?.onLine === false;
+}
+
+/**
+ * One logical stream of the connection, or one subscription of it (`params`): `listen(cb)`
+ * gets every payload on that stream that can belong to those params (`cb(payload, frame)`).
+ */
 export class Stream {
-  /** @param {RealtimeClient} client @param {string} name */
-  constructor(client, name) {
+  /** @param {RealtimeClient} client @param {string} name @param {Record<string, any>} [params] */
+  constructor(client, name, params = {}) {
     this.client = client;
     this.name = name;
-    /** @type {Set<(payload: any) => void>} */
+    /** The subscription's identity, e.g. {document: "roadmap"}. */
+    this.params = identityOf(params);
+    /** @type {Set<(payload: any, frame: object) => void>} */
     this.listeners = new Set();
   }
 
-  /** @param {(payload: any) => void} callback @returns {() => void} stops listening */
+  /** @param {(payload: any, frame: object) => void} callback @returns {() => void} stops listening */
   listen(callback) {
     this.listeners.add(callback);
     return () => this.listeners.delete(callback);
   }
 
-  /** Subscribe to this stream (`{document}` for the `document` stream). */
+  /** Subscribe with this stream's params (plus `params`, e.g. `{since}`). */
   subscribe(params = {}) {
-    return this.client.subscribe(this.name, params);
+    return this.client.subscribe(this.name, {...this.params, ...params});
   }
 
   unsubscribe(params = {}) {
-    return this.client.unsubscribe(this.name, params);
+    return this.client.unsubscribe(this.name, {...this.params, ...params});
   }
 
-  _dispatch(payload) {
+  /** Ask for the snapshot again (after a `reset`). */
+  resubscribe() {
+    return this.client.resubscribe(this.name, this.params);
+  }
+
+  _dispatch(payload, frame) {
+    if (!concerns(payload, this.params)) return;
     for (const callback of [...this.listeners]) {
       try {
-        callback(payload);
+        callback(payload, frame);
       } catch (error) {
         this.client._report(error);
       }
     }
   }
+}
+
+/**
+ * Writes to a binding stream (e.g. `comments`). Each settles on the server's ack (`{id, pk,
+ * version}`) or rejects with a RealtimeError: the server's code (`bad_request`, `forbidden`,
+ * `not_found`, `conflict`, `unauthenticated`, `rate_limited`, `too_large`), or `disconnected`
+ * (the socket dropped before the answer: the write may or may not have happened), `timeout`,
+ * `dropped`, `closed`. Writes are never sent twice: not replayed, not retried.
+ */
+export class Binding {
+  /** @param {RealtimeClient} client @param {string} stream */
+  constructor(client, stream) {
+    this.client = client;
+    this.stream = stream;
+  }
+
+  /** @param {Record<string, any>} data */
+  create(data) {
+    if (!isObject(data)) return this._invalid("create needs a data object");
+    return this.client._write({action: "create", stream: this.stream, data});
+  }
+
+  /** @param {string | Record<string, any>} pk @param {Record<string, any>} data @param {number} version */
+  update(pk, data, version) {
+    if (!isPk(pk) || !isObject(data) || !isVersion(version)) {
+      return this._invalid("update needs a pk, a data object and the version it changes");
+    }
+    return this.client._write({action: "update", stream: this.stream, pk, version, data});
+  }
+
+  /** @param {string | Record<string, any>} pk @param {number} version */
+  delete(pk, version) {
+    if (!isPk(pk) || !isVersion(version)) return this._invalid("delete needs a pk and the version it deletes");
+    return this.client._write({action: "delete", stream: this.stream, pk, version});
+  }
+
+  _invalid(message) {
+    return Promise.reject(new RealtimeError("bad_request", message));
+  }
+}
+
+function isObject(value) {
+  return !!value && typeof value === "object" && !Array.isArray(value);
+}
+
+function isPk(pk) {
+  return (typeof pk === "string" && pk !== "") || isObject(pk);
+}
+
+function isVersion(version) {
+  return Number.isSafeInteger(version) && version >= 0;
 }
 
 /**
@@ -171,6 +310,7 @@ export class RealtimeClient {
   constructor(url, options = {}) {
     this.url = url;
     this.options = options;
+    /** @type {TokenSource} */
     this.token = options.token ?? null;
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (!this.WebSocket) throw new TypeError("no WebSocket constructor: pass options.WebSocket");
@@ -185,13 +325,17 @@ export class RealtimeClient {
     };
     this.random = options.random ?? Math.random;
     this.heartbeatMs = options.heartbeatMs ?? 25000;
+    this.idleHeartbeatMs = options.idleHeartbeatMs ?? 5 * 60 * 1000;
     this.backoffBaseMs = options.backoffBaseMs ?? 1000;
     this.backoffMaxMs = options.backoffMaxMs ?? 30000;
+    this.firstReconnectMaxMs = options.firstReconnectMaxMs ?? 5000;
+    this.maxRefusals = Math.max(1, options.maxRefusals ?? 5);
     this.maxConnectionMs = options.maxConnectionMs ?? (2 * 60 - 5) * 60 * 1000;
     this.maxConnectionJitterMs = options.maxConnectionJitterMs ?? 5 * 60 * 1000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10000;
     this.openTimeoutMs = options.openTimeoutMs ?? 10000;
     this.bufferSize = Math.max(1, options.bufferSize ?? 100);
+    this.maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BYTES;
     this.dedupe = options.dedupe ?? true;
 
     /** @type {ConnectionState} */
@@ -200,16 +344,20 @@ export class RealtimeClient {
     this.socket = null;
     /** @type {any} a proactive replacement, while it opens and replays */
     this.pendingSocket = null;
+    /** Replaced sockets kept open until the writes in flight on them are answered. */
+    this.retiring = new Set();
     this.attempt = 0;
+    /** Handshakes in a row that failed before opening. */
+    this.refusals = 0;
     this.everOpened = false;
     this.closedByUser = false;
     this.opening = false;
     this.nextId = 1;
-    /** @type {Map<string, Stream>} */
+    /** Streams by subscription key (a stream without params has the key of its name alone). */
     this.streams = new Map();
     /** @type {Map<string, Set<Function>>} */
     this.handlers = new Map();
-    /** Subscriptions the page wants: key -> {params, request?}. */
+    /** Subscriptions the page wants: key -> {params, request?, cursor?}. */
     this.subscriptions = new Map();
     /** Presence the page holds: key -> {params: {document, phase}, request?}. */
     this.presence = new Map();
@@ -217,17 +365,20 @@ export class RealtimeClient {
     this.pending = new Map();
     /** Frames sent while offline, oldest first: {frame, request?}. */
     this.buffer = [];
-    /** Highest notification seq per pk. @type {Map<string, bigint>} */
+    /** Highest notification seq per (stream, model, pk). @type {Map<string, bigint>} */
     this.seqs = new Map();
     this._reconnectTimer = null;
     this._heartbeatTimer = null;
+    this._heartbeatEveryMs = null;
     this._proactiveTimer = null;
     this._heartbeat = null;
+    this._afterDrop = false;
+    this._resendTimers = new Set();
     this._online = null;
     if (options.reconnectWhenOnline ?? true) {
       const target = globalThis.window;
       if (target && typeof target.addEventListener === "function") {
-        this._online = () => this.reconnect();
+        this._online = () => (this.state === "refused" ? this.retry() : this.reconnect());
         target.addEventListener("online", this._online);
       }
     }
@@ -239,12 +390,16 @@ export class RealtimeClient {
   /**
    * Listen to client events:
    * - "state": the new ConnectionState (also emitted under its own name: "connecting",
-   *   "open", "reconnecting" with a ReconnectingEvent, "closed");
+   *   "open", "reconnecting" with a ReconnectingEvent, "refused" with {refusals}, "closed");
    * - "drop": a DropEvent, a buffered send dropped because the buffer was full;
-   * - "error": an error frame no request was waiting for, or a RealtimeError of a replayed
-   *   subscription or presence (e.g. the document became private): the client forgot it;
+   * - "error": an error frame no request was waiting for, a RealtimeError of a replayed
+   *   subscription or presence (e.g. the document became private: the client forgot it),
+   *   or a `send()` refused before sending (`too_large`);
+   * - "reset": a ResetEvent, the server could not replay what this subscription missed (its
+   *   cursor is gone): reload its state, e.g. `client.resubscribe(stream, params)`;
    * - "disconnected" ({code, reason}), "renewing" / "renewed" (proactive reconnect);
-   * - "frame": every server frame, as parsed.
+   * - "frame": every server frame, as parsed; "message": every frame that reached (or would
+   *   reach) listeners, after dedupe, ack and error frames included.
    * @param {string} type @param {(detail: any) => void} callback @returns {() => void}
    */
   on(type, callback) {
@@ -276,40 +431,69 @@ export class RealtimeClient {
 
   // ------------------------------------------------------------------ public API
 
-  /** The stream of that name: its listeners get every payload on it. @param {string} name */
-  stream(name) {
-    let stream = this.streams.get(name);
+  /**
+   * A stream, or one subscription of it: its listeners get every payload on that stream
+   * that can belong to `params` (all of the stream's payloads without params).
+   * @param {string} name @param {Record<string, any>} [params]  e.g. {document: "roadmap"}
+   */
+  stream(name, params = {}) {
+    const key = subscriptionKey(name, params);
+    let stream = this.streams.get(key);
     if (!stream) {
-      stream = new Stream(this, name);
-      this.streams.set(name, stream);
+      stream = new Stream(this, name, params);
+      this.streams.set(key, stream);
     }
     return stream;
+  }
+
+  /** Writes to a binding stream: `create`, `update`, `delete`. @param {string} stream */
+  binding(stream) {
+    return new Binding(this, stream);
   }
 
   /**
    * Subscribe to a stream; resolves with the ack once the server confirmed it (its snapshot
    * has reached the listeners by then), rejects with a RealtimeError (`.code`: the error
-   * frame's code, or `timeout`, `dropped`, `cancelled`, `closed`). Kept across reconnects
-   * until `unsubscribe`.
-   * @param {string} stream  users | documents | document | notifications
-   * @param {{document?: string, [key: string]: any}} [params]
+   * frame's code, or `timeout`, `dropped`, `cancelled`, `closed`, `too_large`). Kept across
+   * reconnects until `unsubscribe`. Params other than `stream`/`action`/`id`/`since` are the
+   * subscription's identity; `since` (a cursor) asks the server to replay what came after it.
+   * @param {string} stream  any stream the server declares
+   * @param {Record<string, any>} [params]  e.g. {document: "roadmap"}
    */
   subscribe(stream, params = {}) {
-    const wanted = {stream, ...params};
-    return this._want(this.subscriptions, subscriptionKey(wanted), wanted, {action: "subscribe", ...wanted});
+    const wanted = {...identityOf(params), stream};
+    const cursor = typeof params.since === "string" ? params.since : undefined;
+    return this._want(this.subscriptions, subscriptionKey(stream, params), wanted, cursor);
   }
 
-  /** Stop receiving a stream. @param {string} stream @param {{document?: string}} [params] */
+  /** Stop receiving a stream. @param {string} stream @param {Record<string, any>} [params] */
   unsubscribe(stream, params = {}) {
-    const wanted = {stream, ...params};
-    return this._unwant(this.subscriptions, subscriptionKey(wanted), {action: "unsubscribe", ...wanted});
+    const wanted = {...identityOf(params), stream};
+    return this._unwant(this.subscriptions, subscriptionKey(stream, params), {action: "unsubscribe", ...wanted});
+  }
+
+  /**
+   * Ask for a subscription's snapshot again, without a cursor (after a `reset`). A subscribe
+   * of it already in flight is let finish first; resolves `{cancelled: true}` when the page
+   * unsubscribed meanwhile.
+   * @param {string} stream @param {Record<string, any>} [params]
+   */
+  resubscribe(stream, params = {}) {
+    const identity = identityOf(params);
+    const key = subscriptionKey(stream, identity);
+    const entry = this.subscriptions.get(key);
+    if (entry) delete entry.cursor;
+    const inFlight = entry?.request && !entry.request.settled ? entry.request.promise : null;
+    if (!inFlight) return this.subscribe(stream, identity);
+    const again = () => (this.subscriptions.has(key) ? this.subscribe(stream, identity) : {cancelled: true});
+    return inFlight.then(again, again);
   }
 
   /** Join a phase of a document (signed-in users only); held across reconnects until `leave`.
    * @param {string} document @param {string} phase */
   enter(document, phase) {
     const params = {document, phase};
-    return this._want(this.presence, presenceKey(document, phase), params, {action: "enter", ...params});
+    return this._want(this.presence, presenceKey(document, phase), params);
   }
 
   /** Leave a phase. @param {string} document @param {string} phase */
@@ -322,22 +506,33 @@ export class RealtimeClient {
     return [...this.presence.values()].map(({params}) => ({...params}));
   }
 
-  /** The subscriptions kept, as [{stream, document?}]. */
+  /** The subscriptions kept, as [{stream, ...identity}]. */
   subscribed() {
     return [...this.subscriptions.values()].map(({params}) => ({...params}));
   }
 
+  /** The last history cursor seen for a subscription (sent as `since` when it is replayed). */
+  cursor(stream, params = {}) {
+    return this.subscriptions.get(subscriptionKey(stream, params))?.cursor ?? null;
+  }
+
   /**
    * Send any frame with an `id`: resolves on its ack, rejects with a RealtimeError on its
-   * error frame. Buffered while offline. @param {object} frame
+   * error frame. Buffered while offline; never sent twice. @param {object} frame
    */
   request(frame) {
     return this._request({...frame}).promise;
   }
 
-  /** Send a frame, no answer awaited (buffered while offline). @param {object} frame */
+  /** Send a frame, no answer awaited (buffered while offline). False when it was not sent
+   * now (buffered, or refused: an "error" event says why). @param {object} frame */
   send(frame) {
     if (this.closedByUser) return false;
+    const tooLarge = this._tooLarge(frame);
+    if (tooLarge) {
+      this._emit("error", {code: tooLarge.code, message: tooLarge.message, frame});
+      return false;
+    }
     if (this._isOpen(this.socket)) return this._transmit(this.socket, frame);
     this._buffer({frame});
     return false;
@@ -345,7 +540,7 @@ export class RealtimeClient {
 
   /** Reconnect now: skips the backoff wait when offline, renews the socket when open. */
   reconnect() {
-    if (this.closedByUser) return;
+    if (this.closedByUser || this.state === "refused") return;
     if (this._isOpen(this.socket)) {
       this._renew();
       return;
@@ -357,6 +552,25 @@ export class RealtimeClient {
     }
   }
 
+  /**
+   * Try again after `refused` (or skip the backoff wait while reconnecting): the refusal
+   * count starts over and the token function is called again for a fresh token. Give
+   * `{token}` to replace the token (or token function) first.
+   * @param {{token?: TokenSource}} [options]
+   */
+  retry({token} = {}) {
+    if (this.closedByUser) return;
+    if (token !== undefined) this.token = token;
+    this.refusals = 0;
+    if (this.state !== "refused") {
+      this.reconnect();
+      return;
+    }
+    this.attempt = 0;
+    this._setState(this.everOpened ? "reconnecting" : "connecting", {attempt: 1, delay: 0});
+    this._open(false);
+  }
+
   /** Close for good: no reconnect; unsettled requests reject with code "closed". */
   close(code = 1000, reason = "") {
     if (this.closedByUser) return;
@@ -364,10 +578,13 @@ export class RealtimeClient {
     if (this._online) globalThis.window?.removeEventListener?.("online", this._online);
     this.timers.clearTimeout(this._reconnectTimer);
     this.timers.clearTimeout(this._proactiveTimer);
+    for (const timer of this._resendTimers) this.timers.clearTimeout(timer);
+    this._resendTimers.clear();
     this._stopHeartbeat();
-    for (const socket of [this.socket, this.pendingSocket]) if (socket) this._discard(socket, code, reason);
+    for (const socket of [this.socket, this.pendingSocket, ...this.retiring]) if (socket) this._discard(socket, code, reason);
     this.socket = null;
     this.pendingSocket = null;
+    this.retiring.clear();
     const closed = (r) => new RealtimeError("closed", "the client was closed", r.frame);
     for (const request of [...this.pending.values()]) this._settle(request, closed(request));
     for (const {request} of this.buffer.splice(0)) if (request) this._settle(request, closed(request));
@@ -379,20 +596,33 @@ export class RealtimeClient {
 
   // ------------------------------------------------------------------ requests
 
+  /** The frame that asks the server for a piece of wanted state. */
+  _wantedFrame(owner, entry) {
+    if (owner === this.presence) return {action: "enter", ...entry.params};
+    return entry.cursor ? {action: "subscribe", ...entry.params, since: entry.cursor} : {action: "subscribe", ...entry.params};
+  }
+
   /** Record wanted state and ask the server for it. */
-  _want(owner, key, params, frame) {
+  _want(owner, key, params, cursor) {
     const entry = owner.get(key);
     if (entry?.request && !entry.request.settled) return entry.request.promise; // already on its way
     const fresh = {params, request: null};
+    if (cursor) fresh.cursor = cursor;
     owner.set(key, fresh);
-    fresh.request = this._request(frame, {owner, key});
-    return fresh.request.promise;
+    // Recorded before it goes out: a request refused at once (too large, closed) must find
+    // its entry to forget it.
+    const request = this._newRequest(this._wantedFrame(owner, fresh), owner, key);
+    fresh.request = request;
+    this._issue(request);
+    this._retuneHeartbeat();
+    return request.promise;
   }
 
   /** Forget wanted state; tell the server only if a live socket holds it. */
   _unwant(owner, key, frame) {
     const entry = owner.get(key);
     owner.delete(key);
+    this._retuneHeartbeat();
     const request = entry?.request;
     if (request && !request.settled) {
       const index = this.buffer.findIndex((item) => item.request === request);
@@ -413,22 +643,46 @@ export class RealtimeClient {
     return this._request(frame).promise;
   }
 
+  /** A write: sent once (now, or from the offline buffer), never replayed or retried. */
+  _write(frame) {
+    return this._request(frame).promise;
+  }
+
   /**
    * A request: {id, frame, owner?, key?, silent?, socket, timer, settled, promise}.
-   * Sent now when open, else buffered.
+   * Sent now when open, else buffered; refused at once when too large.
    */
-  _request(frame, {owner = null, key = null} = {}) {
-    const request = this._newRequest(frame, owner, key);
+  _request(frame) {
+    return this._issue(this._newRequest(frame));
+  }
+
+  /** Send a new request now, buffer it, or refuse it. */
+  _issue(request) {
+    const tooLarge = this._tooLarge(request.frame);
     if (this.closedByUser) this._settle(request, new RealtimeError("closed", "the client was closed", request.frame));
+    else if (tooLarge) this._settle(request, new RealtimeError(tooLarge.code, tooLarge.message, request.frame));
     else if (this._isOpen(this.socket)) this._sendRequest(this.socket, request);
     else this._buffer({frame: request.frame, request});
     return request;
   }
 
+  /** Why a frame may not be sent (`too_large`), or null. */
+  _tooLarge(frame) {
+    let text;
+    try {
+      text = JSON.stringify(frame);
+    } catch (error) {
+      return {code: "bad_request", message: `the frame is not JSON: ${error.message}`};
+    }
+    const bytes = utf8Length(text);
+    if (bytes <= this.maxFrameBytes) return null;
+    return {code: "too_large", message: `the frame is ${bytes} bytes of UTF-8; the limit is ${this.maxFrameBytes}`};
+  }
+
   _newRequest(frame, owner = null, key = null, silent = false) {
     const id = this.nextId++;
-    const request = {id, frame: {...frame, id}, owner, key, silent, socket: null, timer: null, settled: false,
-                     resolve: null, reject: null, promise: null};
+    const request = {id, frame: {...frame, id}, owner, key, silent, socket: null, timer: null,
+                     settled: false, resolve: null, reject: null, promise: null};
     request.promise = new Promise((resolve, reject) => {
       request.resolve = resolve;
       request.reject = reject;
@@ -444,6 +698,8 @@ export class RealtimeClient {
     this.timers.clearTimeout(request.timer);
     request.timer = this.timers.setTimeout(() => {
       this._settle(request, new RealtimeError("timeout", `no answer in ${this.ackTimeoutMs} ms`, request.frame));
+      // An unanswered request is a hint the socket is dead: ask now rather than at the next beat.
+      if (request.frame.action !== "heartbeat" && socket === this.socket) this._beat();
     }, this.ackTimeoutMs);
     this._transmit(socket, request.frame);
   }
@@ -459,8 +715,13 @@ export class RealtimeClient {
       if (entry.request === request) entry.request = null;
       // The page's own request failed: it is not wanted any more. A replay (nobody's
       // promise) is forgotten only when the server refused it; otherwise the next socket
-      // tries again.
-      if (error && (!request.silent || isRefusal(error))) request.owner.delete(request.key);
+      // (or, for a "not now" answer, a later resend) tries again.
+      if (error && (!request.silent || isRefusal(error))) {
+        request.owner.delete(request.key);
+        this._retuneHeartbeat();
+      } else if (error && request.silent && !request.replacement && TRANSIENT_CODES.has(error.code)) {
+        this._resendLater(request.owner, request.key);
+      }
     }
     if (error) {
       request.reject(error);
@@ -468,6 +729,19 @@ export class RealtimeClient {
     } else {
       request.resolve(ack ?? {id: request.id});
     }
+    if (request.socket && this.retiring.has(request.socket)) this._finishRetiring(request.socket);
+  }
+
+  /** A replay answered "not now" (rate_limited, internal): ask again after a backoff. */
+  _resendLater(owner, key) {
+    const timer = this.timers.setTimeout(() => {
+      this._resendTimers.delete(timer);
+      const entry = owner.get(key);
+      if (!entry || (entry.request && !entry.request.settled) || !this._isOpen(this.socket)) return;
+      entry.request = this._newRequest(this._wantedFrame(owner, entry), owner, key, true);
+      this._sendRequest(this.socket, entry.request);
+    }, this.backoffBaseMs + backoffDelay(0, this.random, this.backoffMaxMs, this.backoffMaxMs));
+    this._resendTimers.add(timer);
   }
 
   _buffer(item) {
@@ -516,6 +790,7 @@ export class RealtimeClient {
       return;
     }
     if (!socket) {
+      // No token (its function failed) or no socket: no handshake happened, not a refusal.
       if (proactive) this._scheduleProactive(this._retryLater());
       else this._scheduleReconnect();
       return;
@@ -523,7 +798,9 @@ export class RealtimeClient {
     if (proactive) this.pendingSocket = socket;
     else this.socket = socket;
     socket._openTimer = this.timers.setTimeout(() => {
-      if (socket.readyState !== OPEN) this._discard(socket, 4000, "open timeout", true);
+      if (socket.readyState === OPEN) return;
+      socket._timedOut = true;
+      this._discard(socket, 4000, "open timeout", true);
     }, this.openTimeoutMs);
     socket.onopen = () => this._onOpen(socket);
     socket.onmessage = (event) => this._onMessage(socket, event.data);
@@ -556,6 +833,7 @@ export class RealtimeClient {
     }
     if (socket !== this.socket) return;
     this.attempt = 0;
+    this.refusals = 0;
     this.everOpened = true;
     this._setState("open");
     this._replay(socket);
@@ -568,7 +846,7 @@ export class RealtimeClient {
    * still in the buffer (the flush sends those) and requests already on this socket. */
   _replay(socket) {
     const buffered = new Set(this.buffer.map((item) => item.request).filter(Boolean));
-    for (const [owner, action] of [[this.subscriptions, "subscribe"], [this.presence, "enter"]]) {
+    for (const owner of [this.subscriptions, this.presence]) {
       for (const [key, entry] of owner) {
         const mine = entry.request;
         if (mine && !mine.settled) {
@@ -576,7 +854,7 @@ export class RealtimeClient {
           this._sendRequest(socket, mine); // sent on a lost socket, never answered: same id, same promise
           continue;
         }
-        entry.request = this._newRequest({action, ...entry.params}, owner, key, true);
+        entry.request = this._newRequest(this._wantedFrame(owner, entry), owner, key, true);
         this._sendRequest(socket, entry.request);
       }
     }
@@ -590,7 +868,8 @@ export class RealtimeClient {
   }
 
   _onMessage(socket, data) {
-    if (socket !== this.socket && socket !== this.pendingSocket) return;
+    const retiring = this.retiring.has(socket);
+    if (socket !== this.socket && socket !== this.pendingSocket && !retiring) return;
     let frame;
     try {
       frame = JSON.parse(typeof data === "string" ? data : String(data));
@@ -604,6 +883,7 @@ export class RealtimeClient {
     if (stream === "ack") {
       const request = this.pending.get(String(payload?.id));
       if (request) this._settle(request, null, payload);
+      this._emit("message", frame);
       return;
     }
     if (stream === "error") {
@@ -613,32 +893,77 @@ export class RealtimeClient {
       if (payload?.code === "unauthenticated" && /not registered/.test(payload?.message ?? "") && socket === this.socket) {
         this._discard(socket, 4002, "not registered", true); // the server forgot this socket
       }
+      this._emit("message", frame);
       return;
     }
-    if (typeof stream !== "string") return;
-    if (stream === "notifications" && this.dedupe && !this._fresh(payload)) return;
-    if (stream === "document" && payload?.removed) {
-      // The server ended that subscription.
-      const key = subscriptionKey({stream, document: payload.document});
-      const entry = this.subscriptions.get(key);
-      if (entry && !(entry.request && !entry.request.settled)) this.subscriptions.delete(key);
+    if (retiring) return; // the replacement carries every stream now
+    if (typeof stream !== "string") {
+      this._emit("message", frame);
+      return;
     }
-    this.streams.get(stream)?._dispatch(payload);
+    if (this.dedupe && !this._fresh(stream, payload)) return;
+    if (typeof frame.cursor === "string") this._advance(stream, payload, frame.cursor);
+    if (payload?.reset === true) this._reset(stream, payload);
+    if (payload?.removed === true) this._ended(stream, payload);
+    this._emit("message", frame);
+    for (const listening of [...this.streams.values()]) {
+      if (listening.name === stream) listening._dispatch(payload, frame);
+    }
   }
 
-  /** Keep the highest seq per pk; false for a notification seen already (or overtaken). */
-  _fresh(payload) {
+  /** Subscriptions a payload of that stream can belong to. */
+  _owners(stream, payload) {
+    return [...this.subscriptions.values()].filter(
+      (entry) => entry.params.stream === stream && concerns(payload, identityOf(entry.params)));
+  }
+
+  /** The one subscription a payload belongs to, or null when that is not certain. */
+  _owner(stream, payload) {
+    const owners = this._owners(stream, payload);
+    return owners.length === 1 ? owners[0] : null;
+  }
+
+  /** Keep the last cursor of a subscription (only where the frame's owner is certain: a
+   * wrong cursor would replay another subscription's log). */
+  _advance(stream, payload, cursor) {
+    const entry = this._owner(stream, payload);
+    if (entry) entry.cursor = cursor;
+  }
+
+  /** The server cannot replay what was missed: forget the cursors, tell the page. */
+  _reset(stream, payload) {
+    for (const entry of this._owners(stream, payload)) {
+      delete entry.cursor;
+      this._emit("reset", {stream, params: identityOf(entry.params)});
+    }
+  }
+
+  /** `removed: true`: the server ended that subscription (e.g. the document was deleted). */
+  _ended(stream, payload) {
+    const entry = this._owner(stream, payload);
+    if (!entry || (entry.request && !entry.request.settled)) return;
+    this.subscriptions.delete(subscriptionKey(stream, entry.params));
+  }
+
+  /** Keep the highest seq per (stream, model, pk): sequence numbers of two tables are not
+   * comparable. False for a notification seen already (or overtaken). */
+  _fresh(stream, payload) {
     const seq = parseSeq(payload?.seq);
     if (seq === null || payload?.pk === undefined || payload?.pk === null) return true;
-    const pk = String(payload.pk);
-    const last = this.seqs.get(pk);
+    const key = stableJson([stream, payload.model ?? null, payload.pk]);
+    const last = this.seqs.get(key);
     if (last !== undefined && seq <= last) return false;
-    this.seqs.set(pk, seq);
+    this.seqs.set(key, seq);
     return true;
   }
 
   _onClose(socket, event) {
     this.timers.clearTimeout(socket._openTimer);
+    if (this.retiring.has(socket)) {
+      this.retiring.delete(socket);
+      this._abandon(socket);
+      return;
+    }
     if (socket === this.pendingSocket) {
       // The replacement failed: keep the current socket and try again later.
       this.pendingSocket = null;
@@ -665,6 +990,16 @@ export class RealtimeClient {
     }
     if (this.closedByUser) return;
     this._emit("disconnected", {code: event?.code, reason: event?.reason});
+    if (socket._openedAt !== undefined) {
+      this._afterDrop = true;
+    } else if (!socket._timedOut && !offline()) {
+      // Refused (401, 403, 429) or unreachable: a browser cannot tell which.
+      this.refusals += 1;
+      if (this.refusals >= this.maxRefusals) {
+        this._setState("refused", {refusals: this.refusals});
+        return;
+      }
+    }
     this._scheduleReconnect();
   }
 
@@ -688,7 +1023,12 @@ export class RealtimeClient {
 
   _scheduleReconnect() {
     if (this.closedByUser) return;
-    const delay = backoffDelay(this.attempt, this.random, this.backoffBaseMs, this.backoffMaxMs);
+    // After a drop, the first attempt is spread over 0-5 s: a gateway restart drops every
+    // page at once, and they should not all come back in the same second.
+    const delay = this._afterDrop && this.attempt === 0
+      ? Math.floor(this.random() * this.firstReconnectMaxMs)
+      : backoffDelay(this.attempt, this.random, this.backoffBaseMs, this.backoffMaxMs);
+    this._afterDrop = false;
     this.attempt += 1;
     this._setState("reconnecting", {attempt: this.attempt, delay});
     this.timers.clearTimeout(this._reconnectTimer);
@@ -700,14 +1040,30 @@ export class RealtimeClient {
 
   // ------------------------------------------------------------------ heartbeat
 
+  /** 25 s while presence is held (it expires 60 s after the last frame), else 5 minutes
+   * (API Gateway closes a connection idle for 10). */
+  _heartbeatInterval() {
+    return this.presence.size > 0 ? this.heartbeatMs : this.idleHeartbeatMs;
+  }
+
   _startHeartbeat() {
     this._stopHeartbeat();
-    this._heartbeatTimer = this.timers.setInterval(() => this._beat(), this.heartbeatMs);
+    this._heartbeatEveryMs = this._heartbeatInterval();
+    this._heartbeatTimer = this.timers.setInterval(() => this._beat(), this._heartbeatEveryMs);
+  }
+
+  /** Presence came or went: beat at the other interval from now (the outstanding beat stays). */
+  _retuneHeartbeat() {
+    if (this._heartbeatTimer === null || this._heartbeatEveryMs === this._heartbeatInterval()) return;
+    this.timers.clearInterval(this._heartbeatTimer);
+    this._heartbeatEveryMs = this._heartbeatInterval();
+    this._heartbeatTimer = this.timers.setInterval(() => this._beat(), this._heartbeatEveryMs);
   }
 
   _stopHeartbeat() {
     this.timers.clearInterval(this._heartbeatTimer);
     this._heartbeatTimer = null;
+    this._heartbeatEveryMs = null;
     if (this._heartbeat && !this._heartbeat.settled) {
       this._heartbeat.settled = true;
       this.timers.clearTimeout(this._heartbeat.timer);
@@ -749,15 +1105,19 @@ export class RealtimeClient {
   async _replayOnReplacement(socket) {
     const requests = [];
     socket._replayed = {subscriptions: new Set(this.subscriptions.keys()), presence: new Set(this.presence.keys())};
-    for (const [owner, action] of [[this.subscriptions, "subscribe"], [this.presence, "enter"]]) {
+    for (const [owner, done] of [[this.subscriptions, socket._replayed.subscriptions],
+                                 [this.presence, socket._replayed.presence]]) {
       for (const [key, entry] of owner) {
-        const request = this._newRequest({action, ...entry.params}, owner, key, true);
+        const request = this._newRequest(this._wantedFrame(owner, entry), owner, key, true);
         request.replacement = true;
         this._sendRequest(socket, request);
-        requests.push(request);
+        requests.push({request, done, key});
       }
     }
-    await Promise.allSettled(requests.map((r) => r.promise));
+    const results = await Promise.allSettled(requests.map(({request}) => request.promise));
+    // Not held by the replacement after all (refused, timed out, "not now"): _promote asks
+    // again for what is still wanted, and undoes nothing.
+    results.forEach((result, i) => result.status === "rejected" && requests[i].done.delete(requests[i].key));
     if (socket !== this.pendingSocket) return; // failed, or the old socket went first
     this.pendingSocket = null;
     const old = this.socket;
@@ -769,6 +1129,7 @@ export class RealtimeClient {
   _promote(socket) {
     this.socket = socket;
     this.attempt = 0;
+    this.refusals = 0;
     this.everOpened = true;
     const replayed = socket._replayed ?? {subscriptions: new Set(), presence: new Set()};
     const buffered = new Set(this.buffer.map((item) => item.request).filter(Boolean));
@@ -777,26 +1138,24 @@ export class RealtimeClient {
     for (const request of this.pending.values()) {
       const {action, id, ...rest} = request.frame;
       if (request.socket !== socket && action === "leave") undoing.add(presenceKey(rest.document, rest.phase));
-      if (request.socket !== socket && action === "unsubscribe") undoing.add(subscriptionKey(rest));
+      if (request.socket !== socket && action === "unsubscribe") undoing.add(subscriptionKey(rest.stream, rest));
     }
-    for (const [owner, action, done] of [[this.subscriptions, "subscribe", replayed.subscriptions],
-                                         [this.presence, "enter", replayed.presence]]) {
+    for (const [owner, done, undo] of [[this.subscriptions, replayed.subscriptions, "unsubscribe"],
+                                       [this.presence, replayed.presence, "leave"]]) {
       for (const [key, entry] of owner) {
         const mine = entry.request;
         if (mine && !mine.settled) {
           // Asked for on the old socket during the overlap: ask again here, same id.
           if (!buffered.has(mine) && mine.socket !== socket) this._sendRequest(socket, mine);
         } else if (!done.has(key)) {
-          entry.request = this._newRequest({action, ...entry.params}, owner, key, true);
+          entry.request = this._newRequest(this._wantedFrame(owner, entry), owner, key, true);
           this._sendRequest(socket, entry.request);
         }
       }
       // Dropped during the overlap but replayed here: undo it here too.
       for (const key of done) {
         if (owner.has(key) || undoing.has(key)) continue;
-        const frame = action === "enter" ? {action: "leave", ...unpresenceKey(key)}
-          : {action: "unsubscribe", ...unsubscriptionKey(key)};
-        this._transmit(socket, frame);
+        this._transmit(socket, {action: undo, ...JSON.parse(key)});
       }
     }
     this._setState("open");
@@ -806,18 +1165,33 @@ export class RealtimeClient {
     this._emit("renewed", {});
   }
 
-  /** Close the old socket; its requests still in flight go out again on the new one. */
+  /** Retire the old socket. Its idempotent requests in flight go out again on the new one;
+   * writes are never sent twice, so the old socket stays open (for their answers only)
+   * until they are answered or time out. */
   _retire(old) {
-    this._discard(old, 1000, "renewed");
+    let waiting = false;
     for (const request of [...this.pending.values()]) {
-      if (request.socket === old) this._sendRequest(this.socket, request);
+      if (request.socket !== old) continue;
+      if (request.owner || IDEMPOTENT_ACTIONS.has(request.frame.action)) this._sendRequest(this.socket, request);
+      else waiting = true;
     }
+    if (!waiting) {
+      this._discard(old, 1000, "renewed");
+      return;
+    }
+    this.retiring.add(old);
+  }
+
+  _finishRetiring(socket) {
+    for (const request of this.pending.values()) if (request.socket === socket) return;
+    this.retiring.delete(socket);
+    this._discard(socket, 1000, "renewed");
   }
 }
 
-/** A server refusal (not a transport failure). */
+/** A server refusal (not a transport failure, not a "not now"). */
 function isRefusal(error) {
-  return !["timeout", "disconnected", "closed", "cancelled", "dropped"].includes(error.code);
+  return !["timeout", "disconnected", "closed", "cancelled", "dropped", ...TRANSIENT_CODES].includes(error.code);
 }
 
 /**
@@ -828,117 +1202,4 @@ function isRefusal(error) {
  */
 export function connect(url, options = {}) {
   return new RealtimeClient(url, options);
-}
-
-// ---------------------------------------------------------------------- models
-
-/**
- * @typedef {{user: string, name?: string}} Person
- * @typedef {{document: string, title?: string, phases: Record<string, Person[]>}} DocumentEntry
- */
-
-/**
- * The `documents` stream as a list: `full: true` replaces it, `full: false` updates entries
- * (`removed: true` deletes one). Subscribes on `start()`; `onChange(cb)` gets the entries.
- */
-export class DocumentList {
-  /** @param {RealtimeClient} client */
-  constructor(client) {
-    this.client = client;
-    /** @type {Map<string, DocumentEntry>} */
-    this.entries = new Map();
-    this.listeners = new Set();
-    this._stop = client.stream("documents").listen((payload) => this.apply(payload));
-  }
-
-  /** Subscribe (resolves on the ack, after the snapshot). */
-  start() {
-    return this.client.subscribe("documents");
-  }
-
-  /** Apply one `documents` payload (exposed for tests and custom transports). */
-  apply(payload) {
-    if (!payload || !Array.isArray(payload.documents)) return;
-    if (payload.full) this.entries.clear();
-    for (const entry of payload.documents) {
-      if (!entry || typeof entry.document !== "string") continue;
-      if (entry.removed) this.entries.delete(entry.document);
-      else this.entries.set(entry.document, {...this.entries.get(entry.document), ...entry});
-    }
-    const list = this.list();
-    for (const callback of [...this.listeners]) callback(list, payload);
-  }
-
-  /** @returns {DocumentEntry[]} in the server's order, later additions last */
-  list() {
-    return [...this.entries.values()];
-  }
-
-  get(slug) {
-    return this.entries.get(slug);
-  }
-
-  /** @param {(entries: DocumentEntry[], payload: object) => void} callback */
-  onChange(callback) {
-    this.listeners.add(callback);
-    return () => this.listeners.delete(callback);
-  }
-
-  stop() {
-    this._stop();
-    this.listeners.clear();
-    return this.client.unsubscribe("documents");
-  }
-}
-
-/**
- * One document's presence (`document` stream): `onChange(cb)` gets `{document, title,
- * phases}`, or `{document, removed: true}` when it is deleted or no longer readable.
- */
-export class DocumentPresence {
-  /** @param {RealtimeClient} client @param {string} slug */
-  constructor(client, slug) {
-    this.client = client;
-    this.slug = slug;
-    /** @type {DocumentEntry | {document: string, removed: true} | null} */
-    this.current = null;
-    this.listeners = new Set();
-    this._stop = client.stream("document").listen((payload) => {
-      if (payload?.document !== slug) return;
-      this.current = payload;
-      for (const callback of [...this.listeners]) callback(payload);
-    });
-  }
-
-  start() {
-    return this.client.subscribe("document", {document: this.slug});
-  }
-
-  enter(phase) {
-    return this.client.enter(this.slug, phase);
-  }
-
-  leave(phase) {
-    return this.client.leave(this.slug, phase);
-  }
-
-  /** Phases this client holds on the document. */
-  held() {
-    return this.client.held().filter((p) => p.document === this.slug).map((p) => p.phase);
-  }
-
-  onChange(callback) {
-    this.listeners.add(callback);
-    return () => this.listeners.delete(callback);
-  }
-
-  /** Unsubscribe and leave every phase held here. */
-  stop() {
-    this._stop();
-    this.listeners.clear();
-    const leaving = this.held().map((phase) => this.client.leave(this.slug, phase).catch(() => {}));
-    const unsubscribing = this.current?.removed ? Promise.resolve() :
-      this.client.unsubscribe("document", {document: this.slug}).catch(() => {});
-    return Promise.all([...leaving, unsubscribing]);
-  }
 }

@@ -95,12 +95,18 @@ export function fakeWebSocket({ackHeartbeats = true} = {}) {
       this.onclose?.({code, reason: "Going away", wasClean: code !== 1006});
     }
 
-    push(stream, payload) {
-      this.onmessage?.({data: JSON.stringify({stream, payload})});
+    /** A server frame; `extra` adds fields beside the payload (e.g. {cursor}). */
+    push(stream, payload, extra = {}) {
+      this.onmessage?.({data: JSON.stringify({stream, payload, ...extra})});
     }
 
-    ack(id) {
-      this.push("ack", {id});
+    /** Any text the server sends, as it is. */
+    pushRaw(data) {
+      this.onmessage?.({data});
+    }
+
+    ack(id, extra = {}) {
+      this.push("ack", {id, ...extra});
     }
 
     error(id, code, message) {

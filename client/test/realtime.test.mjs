@@ -3,31 +3,9 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {
-  backoffCeiling, backoffDelay, connect, DocumentList, DocumentPresence, RealtimeError,
-} from "../realtime.js";
-import {FakeClock, fakeWebSocket, settle} from "./fakes.mjs";
-
-const URL = "wss://example.test/prod";
-
-/** A client on fakes; `random` defaults to 0.5 (half of every backoff ceiling). */
-async function setup({ackHeartbeats = true, ...options} = {}) {
-  const clock = new FakeClock();
-  const {FakeWebSocket, sockets} = fakeWebSocket({ackHeartbeats});
-  const states = [];
-  const client = connect(URL, {WebSocket: FakeWebSocket, timers: clock, random: () => 0.5, ...options});
-  client.on("state", (state) => states.push(state));
-  await settle();
-  return {client, clock, sockets, states};
-}
-
-/** The client on an accepted socket. */
-async function open(options) {
-  const env = await setup(options);
-  env.sockets[0].accept();
-  await settle();
-  return env;
-}
+import {backoffCeiling, backoffDelay, RealtimeError} from "../realtime.js";
+import {settle} from "./fakes.mjs";
+import {open, setup, URL} from "./helpers.mjs";
 
 // ------------------------------------------------------------------ connecting, state
 
@@ -82,7 +60,7 @@ test("backoff ceilings double from 1 s and are capped at 30 s", () => {
 
 test("reconnect attempts wait random() * min(30 s, 1 s * 2^n) and reset after a success", async () => {
   const delays = [];
-  const {client, clock, sockets} = await setup();
+  const {client, clock, sockets} = await setup({maxRefusals: Infinity});
   client.on("reconnecting", ({delay}) => delays.push(delay));
   const opened = [];
   for (let i = 0; i < 8; i += 1) {
@@ -416,8 +394,10 @@ test("the highest seq survives a reconnect (a redelivery after it is still dropp
 
 // ------------------------------------------------------------------ heartbeat
 
-test("a heartbeat every 25 s on the open socket", async () => {
-  const {clock, sockets} = await open({ackHeartbeats: false});
+test("a heartbeat every 25 s while the client holds presence", async () => {
+  const {client, clock, sockets} = await open({ackHeartbeats: false});
+  client.enter("doc", "view");
+  sockets[0].ackAll();
   await clock.advance(24999);
   assert.equal(sockets[0].frames("heartbeat").length, 0);
   await clock.advance(1);
@@ -429,6 +409,8 @@ test("a heartbeat every 25 s on the open socket", async () => {
 
 test("an unanswered heartbeat means a dead socket: it reconnects", async () => {
   const {client, clock, sockets} = await open({ackTimeoutMs: 5000, ackHeartbeats: false});
+  client.enter("doc", "view");
+  sockets[0].ackAll();
   await clock.advance(25000 + 5000);
   assert.ok(sockets[0].closedWith, "the dead socket was closed");
   assert.equal(client.state, "reconnecting");
@@ -524,51 +506,4 @@ test("what the page changed during the overlap reaches the replacement", async (
   ]);
   sockets[1].ackAll();
   await entering;
-});
-
-// ------------------------------------------------------------------ models
-
-test("DocumentList: full replaces, partial upserts, removed deletes", async () => {
-  const {client, sockets} = await open();
-  const list = new DocumentList(client);
-  const changes = [];
-  list.onChange((entries) => changes.push(entries.map((e) => e.document)));
-  const subscribed = list.start();
-  const phases = (edit = []) => ({view: [], edit, review: []});
-  sockets[0].push("documents", {full: true, documents: [
-    {document: "a", title: "A", phases: phases()}, {document: "b", title: "B", phases: phases()}]});
-  sockets[0].push("documents", {full: false, documents: [{document: "c", title: "C", phases: phases()}]}); // continued snapshot
-  sockets[0].ackAll();
-  await subscribed;
-  sockets[0].push("documents", {full: false, documents: [{document: "a", title: "A2", phases: phases([{user: "bob", name: "Bob"}])}]});
-  sockets[0].push("documents", {full: false, documents: [{document: "b", removed: true}]});
-  assert.deepEqual(list.get("a"), {document: "a", title: "A2", phases: phases([{user: "bob", name: "Bob"}])});
-  assert.deepEqual(changes, [["a", "b"], ["a", "b", "c"], ["a", "b", "c"], ["a", "c"]]);
-  // A new snapshot (after a reconnect) replaces everything.
-  sockets[0].push("documents", {full: true, documents: [{document: "z", title: "Z", phases: phases()}]});
-  assert.deepEqual(list.list().map((e) => e.document), ["z"]);
-});
-
-test("DocumentPresence: follows one document, enters and leaves, stop leaves what it holds", async () => {
-  const {client, sockets} = await open();
-  const doc = new DocumentPresence(client, "roadmap");
-  const seen = [];
-  doc.onChange((p) => seen.push(p.title ?? "removed"));
-  doc.start();
-  sockets[0].push("document", {document: "other", title: "Other", phases: {}});
-  sockets[0].push("document", {document: "roadmap", title: "Roadmap", phases: {}});
-  doc.enter("edit");
-  sockets[0].ackAll();
-  await settle();
-  assert.deepEqual(doc.held(), ["edit"]);
-  const stopping = doc.stop();
-  sockets[0].ackAll();
-  await stopping;
-  assert.deepEqual(sockets[0].sent.map(({id, ...f}) => f).slice(2), [
-    {action: "leave", document: "roadmap", phase: "edit"},
-    {action: "unsubscribe", stream: "document", document: "roadmap"},
-  ]);
-  assert.deepEqual(seen, ["Roadmap"]);
-  assert.deepEqual(client.held(), []);
-  assert.deepEqual(client.subscribed(), []);
 });

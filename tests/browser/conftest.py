@@ -7,14 +7,21 @@ installs it), a skip with the reason elsewhere.
 
 Waits are bounded `expect(...)` calls; the only tight bound is the issue's "within a second"
 for presence (`PRESENCE_WITHIN_MS`, default 1000).
+
+In-page notifications dismiss themselves after a few seconds; pages opened here keep them
+for ten minutes (`DEMO_SETTINGS.toastMs`) so a loaded machine cannot make a check miss one,
+except where a test asks for the real behaviour.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +38,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 WAIT_MS = 15_000  # "eventually" on a loaded machine
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 VIEWPORT = {"width": 1100, "height": 720}
+# Toasts stay put unless a test says otherwise (see the module docstring).
+DEMO_SETTINGS = {"toastMs": 600_000}
 
 
 def _chromium_or_fail() -> str:
@@ -180,18 +189,25 @@ class People:
 
     def open_page(self, stack: StackProcess, user: str | None = None, name: str | None = None, *,
                   hash: str = "", wait_open: bool = True, permissions: list[str] | None = None,
-                  init_script: str | None = None) -> User:
+                  init_script: str | None = None, viewport: dict[str, int] | None = None,
+                  demo_settings: dict[str, Any] | None = None, query: dict[str, str] | None = None,
+                  before_goto: Callable[[Any], None] | None = None, base_url: str | None = None) -> User:
         from playwright.sync_api import expect
 
-        context = self.browser.new_context(viewport=VIEWPORT, permissions=permissions or [])
+        context = self.browser.new_context(viewport=viewport or VIEWPORT, permissions=permissions or [])
         context.route("**/dev/documents**", documents_route(stack))
+        context.add_init_script(f"window.DEMO_SETTINGS = {json.dumps({**DEMO_SETTINGS, **(demo_settings or {})})};")
         if init_script:
             context.add_init_script(init_script)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        query = f"?{urlencode({'user': user, 'name': name or user})}" if user else ""
-        page.goto(f"{stack.web_url}/{query}{hash}")
+        if before_goto:
+            before_goto(page)
+        parameters = {"user": user, "name": name or user} if user else {}
+        parameters.update(query or {})
+        search = f"?{urlencode(parameters)}" if parameters else ""
+        page.goto(f"{base_url or stack.web_url}/{search}{hash}")
         person = User(context, page, name or user or "anonymous")
         person.errors = errors  # type: ignore[attr-defined]
         self.open.append(person)
@@ -222,12 +238,53 @@ def people(browser: Any) -> Iterator[People]:
     assert not errors, f"uncaught errors in the page: {errors}"
 
 
-def screenshot(page: Any, name: str, tmp_path: Path) -> Path:
+@contextmanager
+def header_proxy(target: str, headers: dict[str, str]) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 in front of `target` (the stack's web server) that adds
+    `headers` to every answer, as a deployment's web server would (a Content-Security-Policy,
+    say). Real, not Playwright's `route.fulfill`: Chromium treats an intercepted page as not
+    local and then blocks its WebSocket to 127.0.0.1 (local network access checks)."""
+    import urllib.error
+    import urllib.request
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Forward(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            try:
+                with urllib.request.urlopen(target + self.path, timeout=30) as upstream:  # noqa: S310 - local
+                    status, body, upstream_headers = upstream.status, upstream.read(), upstream.headers
+            except urllib.error.HTTPError as error:
+                status, body, upstream_headers = error.code, error.read(), error.headers
+            self.send_response(status)
+            for name in ("Content-Type", "Cache-Control"):
+                if upstream_headers.get(name):
+                    self.send_header(name, upstream_headers[name])
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="header-proxy", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def screenshot(page: Any, name: str, tmp_path: Path, *, full_page: bool = False) -> Path:
     """Screenshots for the README: written to docs/screenshots/ when missing or when
     UPDATE_SCREENSHOTS=1 (so a plain test run leaves the tree clean), else to tmp_path."""
     target = SCREENSHOTS / name
     if target.exists() and os.environ.get("UPDATE_SCREENSHOTS") != "1":
         target = tmp_path / name
     target.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(target))
+    page.screenshot(path=str(target), full_page=full_page)
     return target

@@ -88,7 +88,10 @@ def test_presence_badges_reach_the_other_user_within_a_second(stack, people: Peo
     alice = people.open_page(stack, "alice", "Alice", hash="#/doc/welcome")
     bob = people.open_page(stack, "bob", "Bob", hash="#/doc/welcome")
     for person in (alice, bob):
-        for phase in PHASES:
+        # Opening the page is viewing it; nobody edits or reviews yet.
+        expect(person.page_phase("view")).to_contain_text("Alice (alice)")
+        expect(person.page_phase("view")).to_contain_text("Bob (bob)")
+        for phase in ("edit", "review"):
             expect(person.page_phase(phase)).to_have_text("nobody")
             expect(person.testid(f"leave-{phase}")).to_be_disabled()
 
@@ -96,50 +99,49 @@ def test_presence_badges_reach_the_other_user_within_a_second(stack, people: Peo
     expect(enter).to_be_enabled()
     deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
     enter.click()
-    expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice", timeout=within(deadline))
-    expect(bob.page_phase("edit")).to_have_text("Alice", timeout=within(deadline))
+    expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice (alice)", timeout=within(deadline))
+    expect(bob.page_phase("edit")).to_have_text("Alice (alice)", timeout=within(deadline))
     expect(alice.testid("leave-edit")).to_be_enabled()
     expect(alice.testid("enter-edit")).to_be_disabled()
 
     deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
     bob.testid("enter-edit").click()
-    expect(alice.page_phase("edit")).to_have_text("Alice, Bob", timeout=within(deadline))
-    expect(alice.list_phase("welcome", "edit")).to_contain_text("Bob", timeout=within(deadline))
+    expect(alice.page_phase("edit")).to_have_text("Alice (alice), Bob (bob)", timeout=within(deadline))
+    expect(alice.list_phase("welcome", "edit")).to_contain_text("Bob (bob)", timeout=within(deadline))
 
     deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
     bob.testid("enter-review").click()
-    expect(alice.list_phase("welcome", "review")).to_have_text("review Bob", timeout=within(deadline))
-    expect(alice.page_phase("review")).to_have_text("Bob", timeout=within(deadline))
+    expect(alice.list_phase("welcome", "review")).to_have_text("review Bob (bob)", timeout=within(deadline))
+    expect(alice.page_phase("review")).to_have_text("Bob (bob)", timeout=within(deadline))
     screenshot(alice.page, "document-page.png", tmp_path)
 
     # Leaving takes the badge away again; other phases stay.
     deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
     alice.testid("leave-edit").click()
-    expect(bob.page_phase("edit")).to_have_text("Bob", timeout=within(deadline))
+    expect(bob.page_phase("edit")).to_have_text("Bob (bob)", timeout=within(deadline))
     expect(bob.list_phase("welcome", "edit")).not_to_contain_text("Alice", timeout=within(deadline))
-    expect(bob.page_phase("review")).to_have_text("Bob")
+    expect(bob.page_phase("review")).to_have_text("Bob (bob)")
 
-    # Navigating away from the document page leaves its phases.
+    # Navigating away from the document page leaves its phases, viewing included.
     bob.page.get_by_role("link", name="← All documents").click()
     expect(alice.page_phase("edit")).to_have_text("nobody")
     expect(alice.page_phase("review")).to_have_text("nobody")
+    expect(alice.page_phase("view")).to_have_text("Alice (alice)")
     expect(alice.list_phase("welcome", "review")).to_have_text("review nobody")
 
 
 def test_presence_on_the_list_from_another_document(stack, people: People, tmp_path):
     alice = people.open_page(stack, "alice", "Alice", hash="#/doc/roadmap")
     bob = people.open_page(stack, "bob", "Bob")  # the list only
-    deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
-    alice.testid("enter-view").click()
-    expect(bob.list_phase("roadmap", "view")).to_have_text("view Alice", timeout=within(deadline))
+    expect(bob.list_phase("roadmap", "view")).to_have_text("view Alice (alice)")  # she opened it
     deadline = time.monotonic() + PRESENCE_WITHIN_MS / 1000
     alice.testid("enter-review").click()
-    expect(bob.list_phase("roadmap", "review")).to_have_text("review Alice", timeout=within(deadline))
+    expect(bob.list_phase("roadmap", "review")).to_have_text("review Alice (alice)", timeout=within(deadline))
     screenshot(bob.page, "document-list.png", tmp_path)
     # Anonymous visitors see presence on public documents too.
     anon = people.open_page(stack)
     expect(anon.testid("doc-roadmap")).to_be_visible()
-    expect(anon.list_phase("roadmap", "view")).to_have_text("view Alice")
+    expect(anon.list_phase("roadmap", "view")).to_have_text("view Alice (alice)")
 
 
 def test_notifications_public_to_both_private_to_its_reader(stack, people: People, tmp_path):
@@ -211,7 +213,7 @@ def test_gateway_killed_and_restarted(browser, people: People, tmp_path):
         bob = people.open_page(first, "bob", "Bob")
         expect(alice.users_count).to_have_text("2")
         alice.testid("enter-edit").click()
-        expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice")
+        expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice (alice)")
         alice.page.evaluate("window.__sameDocument = true")
 
         first.stop()
@@ -226,8 +228,8 @@ def test_gateway_killed_and_restarted(browser, people: People, tmp_path):
         assert alice.page.evaluate("window.__sameDocument === true"), "the page reloaded instead of reconnecting"
         # Re-subscribed and re-entered: the new gateway's state is right again.
         expect(alice.users_count).to_have_text("2")
-        expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice")
-        expect(alice.page_phase("edit")).to_have_text("Alice")
+        expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice (alice)")
+        expect(alice.page_phase("edit")).to_have_text("Alice (alice)")
         bob.close()
         expect(alice.users_count).to_have_text("1")  # only a live `users` subscription says so
         put_document(second, "after-restart", "After the restart")
@@ -245,8 +247,8 @@ def test_proactive_renewal_never_flickers_presence(stack, people: People):
     alice = people.open_page(stack, "alice", "Alice", hash="#/doc/welcome")
     bob = people.open_page(stack, "bob", "Bob", hash="#/doc/welcome")
     alice.testid("enter-edit").click()
-    expect(bob.page_phase("edit")).to_have_text("Alice")
-    expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice")
+    expect(bob.page_phase("edit")).to_have_text("Alice (alice)")
+    expect(bob.list_phase("welcome", "edit")).to_have_text("edit Alice (alice)")
     expect(bob.users_count).to_have_text("2")
     # Bob's page records every moment Alice is missing or the counter is not 2.
     bob.page.evaluate("""() => {
@@ -274,9 +276,9 @@ def test_proactive_renewal_never_flickers_presence(stack, people: People):
     # disconnect caused was rendered before that.
     wait_for(lambda: live_connections(stack, "alice") == 1, "the old socket's $disconnect")
     alice.testid("enter-review").click()
-    expect(bob.page_phase("review")).to_have_text("Alice")
+    expect(bob.page_phase("review")).to_have_text("Alice (alice)")
     assert bob.page.evaluate("window.__flicker") == []
-    expect(bob.page_phase("edit")).to_have_text("Alice")
+    expect(bob.page_phase("edit")).to_have_text("Alice (alice)")
     expect(bob.users_count).to_have_text("2")
 
 

@@ -1,0 +1,60 @@
+// The demo page's pure helpers (client/demo-helpers.js).
+import assert from "node:assert/strict";
+import {test} from "node:test";
+
+import {imageUrl, moreText, personParts, websocketOverride} from "../demo-helpers.js";
+
+const page = {hostname: "demo.example.com", href: "https://demo.example.com/index.html?user=alice"};
+
+test("?ws= naming this page's own host is used (any port, ws or wss)", () => {
+  assert.deepEqual(websocketOverride("wss://demo.example.com/prod", page), {url: "wss://demo.example.com/prod"});
+  assert.deepEqual(websocketOverride("ws://DEMO.example.com:3001", page), {url: "ws://DEMO.example.com:3001"});
+});
+
+test("?ws= naming loopback is used: 127.0.0.1, ::1, localhost", () => {
+  for (const url of ["ws://127.0.0.1:3001", "ws://[::1]:3001/", "ws://localhost:3001"]) {
+    assert.deepEqual(websocketOverride(url, page), {url}, url);
+  }
+});
+
+test("?ws= naming any other host is ignored, and the reason names the host and the risk", () => {
+  for (const url of ["wss://evil.example/prod", "ws://demo.example.com.evil.example", "ws://localhost.evil.example",
+                     "ws://127.0.0.2:3001", "wss://user:pw@evil.example"]) {
+    const answer = websocketOverride(url, page);
+    assert.equal("url" in answer, false, url);
+    assert.match(answer.reason, /token/, url);
+  }
+  assert.match(websocketOverride("wss://evil.example:444/x", page).reason, /Ignored \?ws=evil\.example:444/);
+});
+
+test("?ws= that is not a ws:// or wss:// URL is ignored", () => {
+  assert.match(websocketOverride("not a url", page).reason, /not a URL/);
+  assert.match(websocketOverride("https://demo.example.com/", page).reason, /ws:\/\/ or wss:\/\//);
+  assert.match(websocketOverride("javascript:alert(1)", page).reason, /ws:\/\/ or wss:\/\//);
+});
+
+test("a page on loopback accepts its own host too", () => {
+  assert.deepEqual(websocketOverride("ws://127.0.0.1:3001", {hostname: "127.0.0.1"}), {url: "ws://127.0.0.1:3001"});
+});
+
+test("personParts: the name with the id, or the id alone when there is no other name", () => {
+  assert.deepEqual(personParts({user: "alice", name: "Alice"}), {name: "Alice", user: "alice"});
+  assert.deepEqual(personParts({user: "alice", name: "alice"}), {name: null, user: "alice"});
+  assert.deepEqual(personParts({user: "alice", name: "   "}), {name: null, user: "alice"});
+  assert.deepEqual(personParts({user: "alice"}), {name: null, user: "alice"});
+});
+
+test("moreText: 'and N more' only when some were left out", () => {
+  assert.equal(moreText(0), "");
+  assert.equal(moreText(54), "and 54 more");
+  assert.equal(moreText(1234), "and 1,234 more");
+});
+
+test("imageUrl: same-origin paths and https only", () => {
+  assert.equal(imageUrl("/static/welcome.png", page), "https://demo.example.com/static/welcome.png");
+  assert.equal(imageUrl("https://cdn.example/a.png", page), "https://cdn.example/a.png");
+  assert.equal(imageUrl("http://tracker.example/p.gif", page), null);
+  assert.equal(imageUrl("javascript:alert(1)", page), null);
+  assert.equal(imageUrl("", page), null);
+  assert.equal(imageUrl(undefined, page), null);
+});
