@@ -62,15 +62,22 @@ class DemoOrigins:
         return self.same_host and bool(host_header) and origin == f"http://{host_header}"
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
 def content_security_policy(websocket_url: str) -> str:
     """Scripts from the page's own server only (no inline script, no eval); connections to
     it and to the WebSocket endpoint only."""
     ws = urlsplit(websocket_url)
-    ws_origin = f"{ws.scheme}://{ws.netloc}"
+    origins = [f"{ws.scheme}://{ws.netloc}"]
+    if ws.hostname in LOOPBACK_NAMES and ws.port:
+        # The demo accepts `?ws=` naming any loopback spelling of its own endpoint.
+        origins += [f"{ws.scheme}://{host}:{ws.port}" for host in ("127.0.0.1", "localhost", "[::1]")
+                    if f"{ws.scheme}://{host}:{ws.port}" not in origins]
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
-        f"connect-src 'self' {ws_origin}",
+        f"connect-src 'self' {' '.join(origins)}",
         "style-src 'self'",
         "img-src 'self' data: https:",
         "object-src 'none'",

@@ -6,6 +6,8 @@ buttons and the "another AWS service" form, at 1280x900 and at a phone's width.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from playwright.sync_api import expect
 
@@ -78,11 +80,22 @@ COUNT_TOASTS = """() => {
 }"""
 
 
+def wait_until(condition, what: str, timeout: float = 15.0) -> None:
+    """Polls `condition` (not Playwright's wait_for_function: it uses eval, which the page's
+    Content-Security-Policy refuses)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"never happened: {what}")
+
+
 def test_toasts_go_by_themselves(stack, people: People):
     alice = people.open_page(stack, "alice", "Alice", demo_settings={"toastMs": 1500})
     alice.page.evaluate(COUNT_TOASTS)
     put_document(stack, "short-lived", "Short-lived")
-    alice.page.wait_for_function("window.__toastsAdded >= 1", timeout=15_000)
+    wait_until(lambda: alice.page.evaluate("window.__toastsAdded >= 1"), "a toast shown")
     expect(alice.notifications()).to_have_count(0)
 
 
