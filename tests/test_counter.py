@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from realtime import keys
 from realtime.counter import UserCounter
 
 
@@ -68,7 +69,35 @@ def test_a_crash_between_steps_is_repaired_by_reconcile(counter: UserCounter) ->
 
 def test_drift_to_zero_does_not_go_negative(counter: UserCounter) -> None:
     counter.join("amy", "a1")
-    counter.client.put_item(TableName="connections", Item={**counter._counter_key(), "n": {"N": "0"}})
+    shard = {"pk": {"S": keys.counter_shard("amy")}, "sk": {"S": "users"}}  # amy's shard drifted to 0
+    counter.client.put_item(TableName="connections", Item={**shard, "n": {"N": "0"}})
     assert counter.leave("amy", "a1") is False
     assert counter.value() == 0
     assert user_item(counter, "amy") is None
+
+
+def test_no_item_takes_every_first_connection(counter: UserCounter) -> None:
+    """The count is spread over shards: many users' first connections land on many items."""
+    for n in range(64):
+        counter.join(f"user{n}", f"c{n}")
+    assert counter.value() == 64
+    shards = {keys.counter_shard(f"user{n}") for n in range(64)}
+    assert len(shards) > keys.COUNTER_SHARDS // 2
+    counts = [int(counter.client.get_item(TableName="connections", Key={"pk": {"S": s}, "sk": {"S": "users"}})
+                  .get("Item", {}).get("n", {}).get("N", "0")) for s in keys.counter_shards()]
+    assert sum(counts) == 64 and max(counts) < 64
+
+
+def test_a_user_at_the_connection_limit_is_refused_and_nothing_changes(dynamodb) -> None:
+    from realtime.counter import TooManyConnections
+
+    limited = UserCounter(dynamodb, "connections", max_connections=3)
+    for n in range(3):
+        limited.join("amy", f"a{n}")
+    before = user_item(limited, "amy")
+    with pytest.raises(TooManyConnections):
+        limited.join("amy", "a3")
+    assert user_item(limited, "amy") == before
+    assert limited.value() == 1
+    limited.leave("amy", "a0")
+    assert limited.join("amy", "a3") is False  # room again: counted once, as before

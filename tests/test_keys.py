@@ -27,7 +27,8 @@ def test_presence_tokens_round_trip(slug: str, phase: str) -> None:
 
 def test_prefixes_do_not_overlap() -> None:
     # "a" must not match "a#b"'s items, nor "a%23b"'s.
-    assert not keys.presence_sk("a#b", "view", "c1").startswith(keys.presence_prefix("a"))
+    assert keys.presence_pk("a#b", "c1").rpartition("#")[0] != keys.presence_pk("a", "c1").rpartition("#")[0]
+    assert not any(pk.startswith(keys.presence_pks("a")[0][:-1] + "#") for pk in keys.presence_pks("a#b"))
     assert document_group("a#b") != document_group("a%23b")
     assert keys.group_key("document", document_group("a#b/c")) == "a#b/c"
 

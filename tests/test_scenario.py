@@ -47,12 +47,14 @@ def test_reference_scenario(gateway: ApiGateway) -> None:
     edit = [{"user": "alice", "name": "Alice"}]
     assert [f["stream"] for f in replies] == ["documents", "ack"]  # her own list shows it, then the ack
     assert replies[1]["payload"] == {"id": "e1"}
+    counts = {"view": 0, "edit": 1, "review": 0}  # how many are there, however many names are shown
     assert gw.last(bob, "document") == {"document": "roadmap", "title": "Roadmap",
-                                        "phases": {"view": [], "edit": edit, "review": []}}
+                                        "phases": {"view": [], "edit": edit, "review": []}, "counts": counts}
     for cid in (bob, carol):
         update = gw.last(cid, "documents")
         assert update == {"documents": [{"document": "roadmap", "title": "Roadmap",
-                                         "phases": {"view": [], "edit": edit, "review": []}}], "full": False}
+                                         "phases": {"view": [], "edit": edit, "review": []}, "counts": counts}],
+                          "full": False}
 
     # Alice reviews her private document: only she may see that.
     frames_before = {cid: len(gw.frames(cid)) for cid in (bob, bob_tab, carol)}

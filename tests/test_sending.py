@@ -6,6 +6,7 @@ a throttled one (429) is retried, and the others are delivered regardless.
 
 from __future__ import annotations
 
+from realtime import keys
 from tests.apigw import ApiGateway
 
 
@@ -30,8 +31,9 @@ def test_gone_removed_throttled_retried_others_delivered(gateway: ApiGateway) ->
     assert gw.last(throttled, "users") == {"users": 3}
     assert gw.stub.count(throttled) >= 3  # two 429s, then delivered
     assert partition(gw, f"c#{gone}") == []  # the gone connection and its memberships
-    assert partition(gw, "presence") == []  # and its presence
-    assert [u["sk"]["S"] for u in partition(gw, "users")] == ["fred", "theo", "zed"]
+    assert all(partition(gw, pk) == [] for pk in keys.presence_pks("roadmap"))  # and its presence
+    users = {name: partition(gw, keys.user_pk(name)) for name in ("gina", "fred", "theo", "zed")}
+    assert users["gina"] == [] and all(users[name] for name in ("fred", "theo", "zed"))
 
 
 def test_failing_recipient_never_fails_the_broadcast(gateway: ApiGateway) -> None:
@@ -78,5 +80,6 @@ def test_a_mass_disconnect_removes_a_bounded_share_of_the_gone_per_broadcast(gat
     for cid in leaving:  # then their own $disconnects arrive
         gw.disconnect(cid)
     assert all(partition(gw, f"c#{cid}") == [] for cid in leaving)
-    assert [u["sk"]["S"] for u in partition(gw, "users")] == ["late", "watcher"]
+    assert [name for name in ("late", "watcher", *(f"user{n:02d}" for n in range(40)))
+            if partition(gw, keys.user_pk(name))] == ["late", "watcher"]
     assert gw.last(watcher, "users") == {"users": 2}

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from realtime import runtime
+from realtime import keys, runtime
 from tests.apigw import ApiGateway
 
 
@@ -76,6 +76,7 @@ def test_sweep_repairs_a_drifted_counter(gateway: ApiGateway) -> None:
     gw = gateway
     watcher = gw.login("wes")
     gw.send(watcher, {"action": "subscribe", "stream": "users"})
-    gw.dynamodb.put_item(TableName="connections", Item={"pk": {"S": "counter"}, "sk": {"S": "users"}, "n": {"N": "7"}})
+    shard = keys.counter_shard("wes")
+    gw.dynamodb.put_item(TableName="connections", Item={"pk": {"S": shard}, "sk": {"S": "users"}, "n": {"N": "7"}})
     assert gw.sweep()["counter_repaired"] is True
     assert gw.last(watcher, "users") == {"users": 1}

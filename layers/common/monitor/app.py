@@ -9,7 +9,8 @@ from realtime.streams import CounterStream
 
 from monitor.comments import CommentBinding
 from monitor.documents import DocumentBinding
-from monitor.presence import DocumentList, DocumentRooms, DocumentRoster
+from monitor.listing import DocumentList
+from monitor.presence import DocumentRooms, DocumentRoster
 from monitor.settings import MonitorSettings
 
 

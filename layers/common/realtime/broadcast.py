@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from realtime import keys
 from realtime.deliveries import Delivery, delivery_from_message
 from realtime.groups import Groups, Member, PageRange
 from realtime.retry import backoff
@@ -46,9 +47,19 @@ class BroadcastReport:
     failed: int = 0
     gone: list[str] = field(default_factory=list)
     queued_pages: int = 0
+    #: Members in the queued pages, counted as full pages (`audience` sizes the next interval).
+    queued_members: int = 0
     #: Recipients queued for a later attempt, and those given up after the last one.
     redelivering: int = 0
     abandoned: int = 0
+    #: Recipients whose posts may succeed later, not yet queued for it (the broadcaster
+    #: queues them once per broadcast, whatever shards they were in).
+    retryable: list[str] = field(default_factory=list)
+
+    @property
+    def audience(self) -> int:
+        """How many members the broadcast reached or queued (queued pages counted full)."""
+        return self.sent + self.skipped + self.failed + len(self.gone) + self.queued_members
 
     def add(self, other: BroadcastReport) -> None:
         self.sent += other.sent
@@ -56,8 +67,10 @@ class BroadcastReport:
         self.failed += other.failed
         self.gone.extend(other.gone)
         self.queued_pages += other.queued_pages
+        self.queued_members += other.queued_members
         self.redelivering += other.redelivering
         self.abandoned += other.abandoned
+        self.retryable.extend(other.retryable)
 
 
 class FanoutQueue:
@@ -76,8 +89,8 @@ class FanoutQueue:
     def put(self, ranges: Iterator[PageRange], delivery: Delivery) -> int:
         """Queue one message per range (SendMessageBatch, 10 at a time); return how many."""
         payload = delivery.to_message()
-        return self._send_all({"v": 1, "group": page.group, "first": page.first, "last": page.last,
-                               "delivery": payload} for page in ranges)
+        return self._send_all({"v": 1, "group": page.group, "shard": page.shard, "first": page.first,
+                               "last": page.last, "delivery": payload} for page in ranges)
 
     def redeliver(self, group: str, connection_ids: list[str], delivery: Delivery, attempt: int) -> int:
         """Queue `connection_ids` for redelivery round `attempt` (1-based), delayed; return how many messages."""
@@ -132,7 +145,10 @@ class QueuedPage:
             raise ValueError("not a fan-out page message")
         delivery = delivery_from_message(data["delivery"])
         if "recipients" not in data:
-            return cls(data["group"], delivery, page=PageRange(data["group"], data["first"], data["last"]))
+            shard = data.get("shard", 0)
+            if not isinstance(shard, int) or isinstance(shard, bool) or shard < 0:
+                raise ValueError("malformed page shard")
+            return cls(data["group"], delivery, page=PageRange(data["group"], data["first"], data["last"], shard))
         recipients, attempt = data["recipients"], data["attempt"]
         if (not isinstance(recipients, list) or not all(isinstance(r, str) for r in recipients)
                 or not isinstance(attempt, int) or not 1 <= attempt <= len(REDELIVERY_DELAYS)):
@@ -150,13 +166,33 @@ class Broadcaster:
         self.queue = queue
 
     def send(self, group: str, delivery: Delivery) -> BroadcastReport:
-        members, more = self.groups.first_page(group, self.page_size)
-        report = self._deliver(group, members, delivery)
-        if more is None:
-            return report
-        ranges = self.groups.ranges(group, self.page_size, after=more)
+        """Every member of every shard of `group`: up to one page read and sent inline, the
+        rest cut into ranges (keys only) and queued, so the caller's work stays bounded."""
+        report = BroadcastReport()
+        budget = self.page_size
+        for shard in range(keys.GROUP_SHARDS):
+            after: str | None = None
+            if budget > 0:
+                members, read, after = self.groups.first_page(group, shard, budget)
+                budget -= read
+                report.add(self._deliver(group, members, delivery))
+                if after is None:
+                    continue
+            report.add(self._send_ranges(self.groups.ranges(group, shard, self.page_size, after=after), delivery))
+        return self._settle(group, delivery, report)
+
+    def _settle(self, group: str, delivery: Delivery, report: BroadcastReport, attempt: int = 0) -> BroadcastReport:
+        """Queue the recipients whose posts may succeed later, all at once."""
+        if report.retryable:
+            self._redeliver(group, report.retryable, delivery, attempt + 1, report)
+            report.retryable = []
+        return report
+
+    def _send_ranges(self, ranges: Iterator[PageRange], delivery: Delivery) -> BroadcastReport:
+        report = BroadcastReport()
         if self.queue is not None:
             report.queued_pages = self.queue.put(ranges, delivery)
+            report.queued_members = report.queued_pages * self.page_size
         else:  # no queue configured (tests, single-process tools): deliver the rest here
             for page in ranges:
                 report.add(self.send_page(page, delivery))
@@ -165,18 +201,19 @@ class Broadcaster:
     def send_page(self, page: PageRange, delivery: Delivery) -> BroadcastReport:
         """Deliver one queued range (the queue consumer's work)."""
         report = BroadcastReport()
-        for members in self.groups.pages(page.group, self.page_size, within=page):
+        for members in self.groups.pages(page, self.page_size):
             report.add(self._deliver(page.group, members, delivery))
-        return report
+        return self._settle(page.group, delivery, report)
 
     def send_queued(self, queued: QueuedPage) -> BroadcastReport:
         """Deliver one fan-out queue message: a range, or a redelivery to those still members."""
         if queued.page is not None:
             return self.send_page(queued.page, queued.delivery)
         members = self.groups.members(queued.group, list(queued.recipients))
-        return self._deliver(queued.group, members, queued.delivery, attempt=queued.attempt)
+        report = self._deliver(queued.group, members, queued.delivery)
+        return self._settle(queued.group, queued.delivery, report, attempt=queued.attempt)
 
-    def _deliver(self, group: str, members: list[Member], delivery: Delivery, *, attempt: int = 0) -> BroadcastReport:
+    def _deliver(self, group: str, members: list[Member], delivery: Delivery) -> BroadcastReport:
         report = BroadcastReport()
         messages: list[tuple[str, bytes]] = []
         drop_after = getattr(delivery, "drop_after", None)
@@ -195,7 +232,7 @@ class Broadcaster:
             report.gone.extend(result.gone)
             report.failed += len(result.failed)  # the sender logged each one
             if result.retryable and getattr(delivery, "redeliver", False):
-                self._redeliver(group, result.retryable, delivery, attempt + 1, report)
+                report.retryable.extend(result.retryable)
         for connection_id in dropped:  # after their last frame from this group
             self.groups.discard(connection_id, group)
         return report

@@ -113,6 +113,20 @@ class Settings:
     send_concurrency: int = 128  # requests in flight per sender (docs/performance.md)
     region: str = "us-east-1"
     max_frame_bytes: int = 8192
+    #: Coalesced state broadcasts (realtime.announcing): the queue, the shortest interval,
+    #: and the posts per second no group's state broadcasts may exceed.
+    announce_queue_url: str = ""
+    broadcast_interval_ms: int = 1000
+    group_post_budget: int = 1000
+    #: Bounded state frames: users per state in a list entry / in a roster.
+    list_names: int = 3
+    roster_limit: int = 100
+    #: Per-connection and per-user limits (abuse and accidents).
+    max_presence: int = 10
+    max_subscriptions: int = 100
+    frame_rate: int = 10
+    frame_burst: int = 20
+    max_connections_per_user: int = 20
     #: The environment as it was read, for the application's own settings.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -140,6 +154,16 @@ class Settings:
             jwks_min_refetch_seconds=integer(env, "JWKS_MIN_REFETCH_SECONDS", DEFAULT_JWKS_MIN_REFETCH_SECONDS),
             fanout_page_size=integer(env, "FANOUT_PAGE_SIZE", 1000),
             fanout_queue_url=env.get("FANOUT_QUEUE_URL", ""),
+            announce_queue_url=env.get("ANNOUNCE_QUEUE_URL", ""),
+            broadcast_interval_ms=integer(env, "BROADCAST_INTERVAL_MS", 1000, minimum=0),
+            group_post_budget=integer(env, "GROUP_POST_BUDGET", 1000),
+            list_names=integer(env, "LIST_NAMES", 3, minimum=0),
+            roster_limit=integer(env, "ROSTER_LIMIT", 100),
+            max_presence=integer(env, "MAX_PRESENCE", 10),
+            max_subscriptions=integer(env, "MAX_SUBSCRIPTIONS", 100),
+            frame_rate=integer(env, "FRAME_RATE", 10),
+            frame_burst=integer(env, "FRAME_BURST", 20),
+            max_connections_per_user=integer(env, "MAX_CONNECTIONS_PER_USER", 20),
             send_concurrency=integer(env, "SEND_CONCURRENCY", 128),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             environment=MappingProxyType(dict(env)),

@@ -1,20 +1,41 @@
-"""Connection records: who is connected, since when, last seen, and what they hold.
+"""Connection records: who is connected, since when, when they must be heard from, and
+what they hold.
 
-A connection's record (`c#<conn>`/`meta`) carries the user, the last-seen time that
-the sweep watches and the set of presences it holds (`pres`), so a frame's single
-`touch` tells the caller everything it needs to refresh presence. Its memberships live
-in the same partition, so one strongly consistent Query finds all of it.
+A connection's record (`c#<conn>`/`meta`) carries the user, the set of presences it
+holds (`pres`), its frame-rate allowance (`tat`) and its liveness `deadline`, so a
+frame's `touch` tells the caller everything it needs. Its memberships live in the same
+partition, so one strongly consistent Query finds all of it.
+
+Liveness without a write per heartbeat: the `deadline` (indexed in `by_deadline`, the
+sweep's index) is the time by which the connection must be heard from again:
+`PRESENCE_TTL_SECONDS` after its last frame while it holds presence, `IDLE_GRACE_SECONDS`
+otherwise (idle clients heartbeat every 5 minutes, inside API Gateway's 10-minute idle
+timeout). A frame rewrites it only when that moves it by at least `DEADLINE_SLACK_SECONDS`,
+so bursts of frames cost one index write, and an idle connection costs one every five
+minutes.
+
+The frame rate is a token bucket per connection (GCRA: `tat` is the theoretical arrival
+time of the next frame), kept on the record by the same conditional update that
+answers the touch: a frame past the allowance changes nothing and is answered
+`rate_limited`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from realtime import keys
 from realtime.config import CONNECTION_LIFETIME_SECONDS, CONNECTION_TTL_MARGIN_SECONDS
 from realtime.dynamo import Item, batch_delete, error_code, from_item, query_pages, to_item
+
+#: How long a connection that holds no presence may be silent before the sweep asks about
+#: it: the client's idle heartbeat (300 s) and a minute of grace.
+IDLE_GRACE_SECONDS = 360
+#: A frame rewrites the deadline only when that moves it at least this much.
+DEADLINE_SLACK_SECONDS = 20
 
 
 @dataclass(frozen=True)
@@ -25,9 +46,10 @@ class Connection:
     user_id: str | None = None
     name: str | None = None
     connected_at: int = 0  # milliseconds, as API Gateway reports it
-    seen: int = 0  # seconds
+    seen: int = 0  # seconds: when the deadline was last written
+    deadline: int = 0  # seconds: heard from by then, or the sweep asks
     ttl: int = 0  # seconds
-    presence: frozenset[str] = field(default_factory=frozenset)  # "<encoded slug>#<phase>"
+    presence: frozenset[str] = field(default_factory=frozenset)  # "<encoded room>#<state>"
 
     @property
     def anonymous(self) -> bool:
@@ -46,6 +68,7 @@ class Connection:
             name=values.get("name"),
             connected_at=int(values.get("connected_at", 0)),
             seen=int(values.get("seen", 0)),
+            deadline=int(values.get("deadline", 0)),
             ttl=int(values.get("ttl", 0)),
             presence=frozenset(values.get("pres", ())),
         )
@@ -59,67 +82,160 @@ class Holdings:
     groups: list[str]
 
 
+class Touched(Enum):
+    OK = "ok"
+    UNKNOWN = "unknown"  # not registered (or past its lifetime)
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True)
+class Touch:
+    outcome: Touched
+    connection: Connection | None = None
+
+
+class Presenced(Enum):
+    ADDED = "added"
+    UNKNOWN = "unknown"
+    LIMIT = "limit"
+
+
+@dataclass(frozen=True)
+class FrameRate:
+    """A token bucket: `rate` frames per second on average, bursts of `burst`."""
+
+    rate: float = 10.0
+    burst: int = 20
+
+    @property
+    def step(self) -> float:
+        return 1.0 / self.rate
+
+    @property
+    def tolerance(self) -> float:
+        return (self.burst - 1) * self.step
+
+
 class Connections:
     """The connection records in the connections table."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, presence_grace: int = 60,
+                 frame_rate: FrameRate | None = None) -> None:
         self.client = client
         self.table = table
+        self.presence_grace = presence_grace
+        self.frame_rate = frame_rate or FrameRate()
 
     def register(self, connection_id: str, *, user_id: str | None, name: str | None,
                  connected_at_ms: int, now: float) -> Connection:
         ttl = int(connected_at_ms / 1000) + CONNECTION_LIFETIME_SECONDS + CONNECTION_TTL_MARGIN_SECONDS
-        record = Connection(connection_id, user_id, name, connected_at_ms, int(now), ttl)
+        deadline = int(now) + IDLE_GRACE_SECONDS
+        record = Connection(connection_id, user_id, name, connected_at_ms, int(now), deadline, ttl)
         self.client.put_item(
             TableName=self.table,
             Item=to_item({
                 "pk": keys.connection_pk(connection_id), "sk": keys.META, "conn": connection_id,
                 "uid": user_id, "name": name, "connected_at": connected_at_ms, "seen": int(now),
-                "sweep": keys.sweep_shard(connection_id), "ttl": ttl,
+                "deadline": deadline, "sweep": keys.sweep_shard(connection_id), "ttl": ttl,
             }),
         )
         return record
 
-    def touch(self, connection_id: str, now: float) -> Connection | None:
-        """Record a frame (last seen = now) and return the record; None if unknown or expired."""
+    def touch(self, connection_id: str, now: float) -> Touch:
+        """Count one frame against the connection's allowance and return its record.
+
+        GCRA: with `tat` the theoretical arrival time of the next frame, a frame at `now`
+        is allowed when `tat <= now + tolerance`, and moves `tat` to `max(tat, now) + step`.
+        DynamoDB has no `max`: a bucket with spare room (`tat < now`) is one update, a
+        bucket in use a second, conditional on the allowance."""
+        rate = self.frame_rate
         try:
             response = self.client.update_item(
-                TableName=self.table,
-                Key=self._key(connection_id),
-                UpdateExpression="SET seen = :now",
-                ConditionExpression="attribute_exists(pk) AND #ttl > :now",
+                TableName=self.table, Key=self._key(connection_id),
+                UpdateExpression="SET tat = :next",
+                ConditionExpression="attribute_exists(pk) AND #ttl > :now AND (attribute_not_exists(tat) OR tat < :now)",
                 ExpressionAttributeNames={"#ttl": "ttl"},
-                ExpressionAttributeValues={":now": {"N": str(int(now))}},
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues={":now": {"N": repr(now)}, ":next": {"N": repr(now + rate.step)}},
+                ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return None
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            old = exc.response.get("Item")
+            if not old or int(old.get("ttl", {}).get("N", "0")) <= now:
+                return Touch(Touched.UNKNOWN)
+            try:
+                response = self.client.update_item(
+                    TableName=self.table, Key=self._key(connection_id),
+                    UpdateExpression="SET tat = tat + :step",
+                    ConditionExpression="attribute_exists(pk) AND tat <= :limit",
+                    ExpressionAttributeValues={":step": {"N": repr(rate.step)},
+                                               ":limit": {"N": repr(now + rate.tolerance)}},
+                    ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            except self.client.exceptions.ConditionalCheckFailedException as again:
+                if not again.response.get("Item"):
+                    return Touch(Touched.UNKNOWN)
+                return Touch(Touched.RATE_LIMITED, Connection.from_item(again.response["Item"]))
         record = Connection.from_item(response["Attributes"])
-        return None if record.expired(now) else record
+        if record.expired(now):
+            return Touch(Touched.UNKNOWN)
+        return Touch(Touched.OK, self._heard(record, now))
+
+    def _heard(self, record: Connection, now: float) -> Connection:
+        """Push the deadline forward when that matters (see the module's docstring)."""
+        grace = self.presence_grace if record.presence else IDLE_GRACE_SECONDS
+        deadline = int(now) + grace
+        if deadline - record.deadline < DEADLINE_SLACK_SECONDS:
+            return record
+        self.client.update_item(
+            TableName=self.table, Key=self._key(record.connection_id),
+            UpdateExpression="SET deadline = :d, seen = :now", ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":d": {"N": str(deadline)}, ":now": {"N": str(int(now))}},
+        )
+        return Connection(record.connection_id, record.user_id, record.name, record.connected_at, int(now),
+                          deadline, record.ttl, record.presence)
 
     def get(self, connection_id: str) -> Connection | None:
         item = self.client.get_item(TableName=self.table, Key=self._key(connection_id), ConsistentRead=True).get("Item")
         return Connection.from_item(item) if item else None
 
-    def add_presence(self, connection_id: str, token: str) -> bool:
-        """Note that the connection holds presence `token`; False if it is no longer registered."""
-        return self._update_presence(connection_id, "ADD", token)
-
-    def remove_presence(self, connection_id: str, token: str) -> bool:
-        return self._update_presence(connection_id, "DELETE", token)
-
-    def _update_presence(self, connection_id: str, verb: str, token: str) -> bool:
+    def add_presence(self, connection_id: str, token: str, *, now: float, limit: int) -> Presenced:
+        """Note that the connection holds presence `token` (at most `limit` of them), and that it
+        must now be heard from within the presence grace."""
         try:
             self.client.update_item(
-                TableName=self.table,
-                Key=self._key(connection_id),
-                UpdateExpression=f"{verb} pres :p",
-                ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":p": {"SS": [token]}},
+                TableName=self.table, Key=self._key(connection_id),
+                UpdateExpression="ADD pres :p SET deadline = :d, seen = :now",
+                ConditionExpression=("attribute_exists(pk) AND (attribute_not_exists(pres) OR contains(pres, :t) "
+                                     "OR size(pres) < :max)"),
+                ExpressionAttributeValues={":p": {"SS": [token]}, ":t": {"S": token}, ":max": {"N": str(limit)},
+                                           ":d": {"N": str(int(now) + self.presence_grace)},
+                                           ":now": {"N": str(int(now))}},
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except self.client.exceptions.ConditionalCheckFailedException as exc:
+            return Presenced.LIMIT if exc.response.get("Item") else Presenced.UNKNOWN
+        return Presenced.ADDED
+
+    def remove_presence(self, connection_id: str, token: str) -> bool:
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(connection_id), UpdateExpression="DELETE pres :p",
+                ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues={":p": {"SS": [token]}},
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False
         return True
+
+    def extend(self, connection_id: str, now: float) -> None:
+        """A live answer from API Gateway for a silent connection: give it another idle grace."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(connection_id),
+                UpdateExpression="SET deadline = :d", ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeValues={":d": {"N": str(int(now) + IDLE_GRACE_SECONDS)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass
 
     def holdings(self, connection_id: str) -> Holdings:
         """One strongly consistent Query of the connection's partition."""
@@ -137,7 +253,7 @@ class Connections:
                 if sk == keys.META:
                     record = Connection.from_item(item)
                 elif sk.startswith("g" + keys.SEP):
-                    groups.append(item["grp"]["S"])
+                    groups.append(sk[len("g" + keys.SEP):])
         return Holdings(record, groups)
 
     @staticmethod
@@ -152,15 +268,15 @@ class Connections:
     def delete(self, connection_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=self._key(connection_id))
 
-    def stale(self, cutoff: float) -> Iterator[str]:
-        """Connection ids whose last frame is older than `cutoff` (seconds), shard by shard."""
+    def stale(self, now: float) -> Iterator[str]:
+        """Connection ids whose deadline has passed, shard by shard."""
         for shard in keys.sweep_shards():
             for page in query_pages(
                 self.client,
                 TableName=self.table,
-                IndexName="by_seen",
-                KeyConditionExpression="sweep = :s AND seen < :cutoff",
-                ExpressionAttributeValues={":s": {"S": shard}, ":cutoff": {"N": str(int(cutoff))}},
+                IndexName="by_deadline",
+                KeyConditionExpression="sweep = :s AND deadline < :now",
+                ExpressionAttributeValues={":s": {"S": shard}, ":now": {"N": str(int(now))}},
             ):
                 for item in page:
                     yield item["pk"]["S"][len("c" + keys.SEP):]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from realtime.announcing import Mark
 from realtime.lifecycle import Lifecycle, SweepReport
 from realtime.notifier import Notifier
 
@@ -42,6 +43,10 @@ class Engine:
 
     def sweep(self) -> SweepReport:
         return self.lifecycle.sweep()
+
+    def announce(self, body: str) -> bool:
+        """One announce-queue message (the announce function's work)."""
+        return self.services.coalescer.handle(Mark.parse(body))
 
     # What tests and tools reach for.
     @property

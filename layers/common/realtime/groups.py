@@ -2,7 +2,9 @@
 
 A membership item lives in its connection's partition (so removing a connection finds
 it) and is indexed by group in `by_group` (so a fan-out is a paginated Query, never a
-Scan). Readers skip memberships whose `ttl` has passed: DynamoDB deletes them late.
+Scan). The index key is the group *and a shard* of the member (`keys.GROUP_SHARDS`), so
+the reads and writes of a group everyone is in spread over that many index partitions.
+Readers skip memberships whose `ttl` has passed: DynamoDB deletes them late.
 """
 
 from __future__ import annotations
@@ -27,11 +29,16 @@ class Member:
 
 @dataclass(frozen=True)
 class PageRange:
-    """An inclusive range of connection ids within a group: one unit of fan-out work."""
+    """An inclusive range of connection ids within one shard of a group: one unit of fan-out work."""
 
     group: str
     first: str
     last: str
+    shard: int = 0
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.group}{keys.SEP}{self.shard}"
 
 
 class Groups:
@@ -44,9 +51,30 @@ class Groups:
             TableName=self.table,
             Item=to_item({
                 "pk": keys.connection_pk(connection.connection_id), "sk": keys.group_sk(group),
-                "grp": group, "gsk": connection.connection_id, "uid": connection.user_id, "ttl": connection.ttl,
+                "grp": keys.group_shard(group, connection.connection_id), "gsk": connection.connection_id,
+                "uid": connection.user_id, "ttl": connection.ttl,
             }),
         )
+
+    def count(self, connection_id: str) -> int:
+        """How many groups the connection is in (one Query of its own partition, keys only)."""
+        total = 0
+        kwargs: dict[str, Any] = {
+            "TableName": self.table, "KeyConditionExpression": "pk = :pk AND begins_with(sk, :g)",
+            "ExpressionAttributeValues": {":pk": {"S": keys.connection_pk(connection_id)}, ":g": {"S": "g" + keys.SEP}},
+            "Select": "COUNT", "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**kwargs)
+            total += response.get("Count", 0)
+            if not response.get("LastEvaluatedKey"):
+                return total
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def is_member(self, connection_id: str, group: str) -> bool:
+        return "Item" in self.client.get_item(
+            TableName=self.table, ConsistentRead=True, ProjectionExpression="pk",
+            Key={"pk": {"S": keys.connection_pk(connection_id)}, "sk": {"S": keys.group_sk(group)}})
 
     def discard(self, connection_id: str, group: str) -> None:
         self.client.delete_item(
@@ -54,37 +82,35 @@ class Groups:
             Key={"pk": {"S": keys.connection_pk(connection_id)}, "sk": {"S": keys.group_sk(group)}},
         )
 
-    def pages(self, group: str, page_size: int, *, within: PageRange | None = None,
-              now: float | None = None) -> Iterator[list[Member]]:
-        """Yield the group's live members a page at a time (memory bounded by the page)."""
+    def pages(self, page: PageRange, page_size: int, *, now: float | None = None) -> Iterator[list[Member]]:
+        """Yield the live members of one range a page at a time (memory bounded by the page)."""
         now = time.time() if now is None else now
-        condition = "grp = :g"
-        values: dict[str, Any] = {":g": {"S": group}}
-        if within is not None:
-            condition += " AND gsk BETWEEN :first AND :last"
-            values.update({":first": {"S": within.first}, ":last": {"S": within.last}})
         # Within a range cut at `page_size` keys, one more than that means one Query, not a
         # second, empty one to learn that the range has ended.
-        limit = page_size + 1 if within is not None else page_size
-        for page in query_pages(
-            self.client, TableName=self.table, IndexName="by_group", KeyConditionExpression=condition,
-            ExpressionAttributeValues=values, Limit=limit,
+        for items in query_pages(
+            self.client, TableName=self.table, IndexName="by_group",
+            KeyConditionExpression="grp = :g AND gsk BETWEEN :first AND :last",
+            ExpressionAttributeValues={":g": {"S": page.index_key}, ":first": {"S": page.first},
+                                       ":last": {"S": page.last}},
+            Limit=page_size + 1,
         ):
-            members = [self._member(item) for item in page if self._live(item, now)]
+            members = [self._member(item) for item in items if self._live(item, now)]
             if members:
                 yield members
 
-    def first_page(self, group: str, page_size: int, *, now: float | None = None) -> tuple[list[Member], str | None]:
-        """The first page of members, and the last key read when more may follow (else None)."""
+    def first_page(self, group: str, shard: int, limit: int, *,
+                   now: float | None = None) -> tuple[list[Member], int, str | None]:
+        """Up to `limit` members of one shard: the live ones, how many index items were read,
+        and the last key read when more may follow (else None)."""
         now = time.time() if now is None else now
         response = self.client.query(
             TableName=self.table, IndexName="by_group", KeyConditionExpression="grp = :g",
-            ExpressionAttributeValues={":g": {"S": group}}, Limit=page_size,
+            ExpressionAttributeValues={":g": {"S": f"{group}{keys.SEP}{shard}"}}, Limit=limit,
         )
         items = response.get("Items", [])
         members = [self._member(item) for item in items if self._live(item, now)]
         more = items[-1]["gsk"]["S"] if items and response.get("LastEvaluatedKey") else None
-        return members, more
+        return members, len(items), more
 
     def members(self, group: str, connection_ids: list[str], *, now: float | None = None) -> list[Member]:
         """Those of `connection_ids` still live members of `group` (BatchGetItem, consistent)."""
@@ -105,13 +131,13 @@ class Groups:
     def _live(item: dict[str, Any], now: float) -> bool:
         return int(item.get("ttl", {}).get("N", "0")) > now
 
-    def ranges(self, group: str, page_size: int, *, after: str | None = None) -> Iterator[PageRange]:
-        """Cut the group into ranges of `page_size` keys, reading keys only.
+    def ranges(self, group: str, shard: int, page_size: int, *, after: str | None = None) -> Iterator[PageRange]:
+        """Cut one shard of the group into ranges of `page_size` keys, reading keys only.
 
         Starts after connection id `after` (exclusive) when given: the page already sent inline.
         """
         condition = "grp = :g"
-        values: dict[str, Any] = {":g": {"S": group}}
+        values: dict[str, Any] = {":g": {"S": f"{group}{keys.SEP}{shard}"}}
         if after is not None:
             condition += " AND gsk > :after"
             values[":after"] = {"S": after}
@@ -120,4 +146,4 @@ class Groups:
             ExpressionAttributeValues=values, ProjectionExpression="gsk", Limit=page_size,
         ):
             if page:
-                yield PageRange(group, page[0]["gsk"]["S"], page[-1]["gsk"]["S"])
+                yield PageRange(group, page[0]["gsk"]["S"], page[-1]["gsk"]["S"], shard)

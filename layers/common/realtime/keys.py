@@ -4,20 +4,33 @@ Client-supplied values (room names, subscription parameters) are percent-encoded
 they enter a key or a group name, so the `#` separator can only ever come from this
 module: a room such as ``a#b`` is stored as ``a%23b`` and cannot reach into another
 item's key range.
+
+No key takes a write or a read from everyone: what every connection touches is spread
+over shards, chosen by a stable hash of the connection (or user) id, and sized in
+docs/scale.md so that no partition is above half its limit at 1,000,000 users under the
+reference workload.
 """
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from urllib.parse import quote, unquote
 
 SEP = "#"
 META = "meta"
-PRESENCE_PK = "presence"
-USERS_PK = "users"
-COUNTER_PK = "counter"
-COUNTER_SK = "users"
-SWEEP_SHARDS = 4
+
+#: Index partitions per group (`by_group`): a notification to every signed-in user reads
+#: its group once per document write; 16 keep that below half of 3,000 RCU/s per key.
+GROUP_SHARDS = 16
+#: Partitions per presence room: a room's roster is the union of its shards.
+ROOM_SHARDS = 8
+#: Items the user counter is spread over (one transaction per first or last connection).
+COUNTER_SHARDS = 16
+#: `by_deadline` index partitions: every connection's liveness deadline is rewritten there.
+SWEEP_SHARDS = 128
+#: Partitions holding the rooms' summaries and other coalesced state.
+STATE_SHARDS = 16
 
 #: Longest encoded value we put in a key; DynamoDB sort keys stop at 1,024 bytes.
 MAX_ENCODED = 600
@@ -51,6 +64,13 @@ def decode(value: str) -> str:
     return unquote(value)
 
 
+def shard(value: str, count: int) -> int:
+    """A stable spread of `value` over `count` shards (Python's hash() is salted per process)."""
+    return int.from_bytes(hashlib.blake2b(value.encode(), digest_size=4).digest(), "big") % count
+
+
+# ---- groups -------------------------------------------------------------------------------
+
 def group(prefix: str, key: str) -> str:
     """A group named by a client value, e.g. ``document/<encoded slug>``."""
     return f"{prefix}/{encode(key)}"
@@ -62,6 +82,21 @@ def group_key(prefix: str, name: str) -> str | None:
     return decode(name[len(head):]) if name.startswith(head) else None
 
 
+def group_shard(group_name: str, connection_id: str) -> str:
+    """The `by_group` partition key of one membership: the group and the member's shard."""
+    return f"{group_name}{SEP}{shard(connection_id, GROUP_SHARDS)}"
+
+
+def group_shards(group_name: str) -> list[str]:
+    return [f"{group_name}{SEP}{n}" for n in range(GROUP_SHARDS)]
+
+
+def group_of_shard(key: str) -> str:
+    return key.rpartition(SEP)[0]
+
+
+# ---- connections --------------------------------------------------------------------------
+
 def connection_pk(connection_id: str) -> str:
     return f"c{SEP}{connection_id}"
 
@@ -70,23 +105,77 @@ def group_sk(group_name: str) -> str:
     return f"g{SEP}{group_name}"
 
 
+def sweep_shard(connection_id: str) -> str:
+    return f"s{SEP}{shard(connection_id, SWEEP_SHARDS)}"
+
+
+def sweep_shards() -> list[str]:
+    return [f"s{SEP}{n}" for n in range(SWEEP_SHARDS)]
+
+
+# ---- presence -----------------------------------------------------------------------------
+
 def presence_token(room: str, state: str) -> str:
     """What a connection record lists for each presence it holds."""
     return f"{encode(room)}{SEP}{state}"
 
 
-def presence_sk(room: str, state: str, connection_id: str) -> str:
-    return f"{encode(room)}{SEP}{state}{SEP}{connection_id}"
+def presence_pk(room: str, connection_id: str) -> str:
+    return f"p{SEP}{encode(room)}{SEP}{shard(connection_id, ROOM_SHARDS)}"
 
 
-def presence_prefix(room: str) -> str:
-    return f"{encode(room)}{SEP}"
+def presence_pks(room: str) -> list[str]:
+    return [f"p{SEP}{encode(room)}{SEP}{n}" for n in range(ROOM_SHARDS)]
 
 
-def sweep_shard(connection_id: str) -> str:
-    # A stable, cheap spread; Python's hash() is salted per process so it cannot be used.
-    return f"s{SEP}{sum(connection_id.encode()) % SWEEP_SHARDS}"
+def presence_sk(state: str, connection_id: str) -> str:
+    return f"{state}{SEP}{connection_id}"
 
 
-def sweep_shards() -> list[str]:
-    return [f"s{SEP}{n}" for n in range(SWEEP_SHARDS)]
+def summary_pk(room: str) -> str:
+    """Where a room's summary (counts, first names) lives: one of `STATE_SHARDS` partitions."""
+    return f"rs{SEP}{shard(room, STATE_SHARDS)}"
+
+
+def summary_pks() -> list[str]:
+    return [f"rs{SEP}{n}" for n in range(STATE_SHARDS)]
+
+
+# ---- the user counter ---------------------------------------------------------------------
+
+def user_pk(user_id: str) -> str:
+    return f"u{SEP}{encode(user_id)}"
+
+
+def counter_shard(user_id: str) -> str:
+    return f"n{SEP}{shard(user_id, COUNTER_SHARDS)}"
+
+
+def counter_shards() -> list[str]:
+    return [f"n{SEP}{n}" for n in range(COUNTER_SHARDS)]
+
+
+# ---- coalesced announcements --------------------------------------------------------------
+
+def announcement_pk(topic: str, key: str) -> str:
+    return f"a{SEP}{encode(topic)}{SEP}{encode(key)}"
+
+
+def stuck_shard(topic: str, key: str) -> str:
+    """The `by_deadline` partition an announcement's pending mark is indexed under (so the
+    sweep finds marks whose message was lost)."""
+    return f"a{SEP}{shard(topic + SEP + key, STATE_SHARDS)}"
+
+
+def stuck_shards() -> list[str]:
+    return [f"a{SEP}{n}" for n in range(STATE_SHARDS)]
+
+
+# ---- application state (the reference app's coalesced documents list) ----------------------
+
+def state_pk(namespace: str, key: str) -> str:
+    return f"st{SEP}{encode(namespace)}{SEP}{shard(key, STATE_SHARDS)}"
+
+
+def state_pks(namespace: str) -> list[str]:
+    return [f"st{SEP}{encode(namespace)}{SEP}{n}" for n in range(STATE_SHARDS)]

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from realtime import protocol
 from realtime.auth import AuthError, Identity, TokenVerifier, authenticate
+from realtime.connections import Touched
+from realtime.counter import TooManyConnections
 from realtime.protocol import ProtocolError
 from realtime.publishing import Changes, Publisher
 from realtime.removal import Remover
@@ -31,7 +33,7 @@ logger = logging.getLogger(__name__)
 class SweepReport:
     checked: int = 0
     removed: int = 0
-    expired_presence: int = 0
+    expired_presence: int = 0  # announcements made by the sweep (presence expiring, lost marks)
     counter_repaired: bool = False
 
 
@@ -41,7 +43,7 @@ class Lifecycle:
         self.services = services
         self.application = application
         self.remover = Remover(services)
-        self.publisher = Publisher(services, application.streams.values(), self.remover)
+        self.publisher = Publisher(services, application.streams.values(), self.remover, services.coalescer)
         self.router = Router(application, services, self.reply)
         self._verifier = verifier
 
@@ -64,10 +66,34 @@ class Lifecycle:
         services.connections.register(connection_id, user_id=identity.user_id, name=identity.name,
                                       connected_at_ms=connected_at_ms, now=services.clock())
         services.telemetry.count("Connects")
-        if identity.user_id is not None and services.counter is not None \
-                and services.counter.join(identity.user_id, connection_id):
+        if identity.user_id is not None and self._count(identity.user_id, connection_id):
             self.publisher.publish(Changes(counter=True))
         return identity
+
+    def _count(self, user_id: str, connection_id: str) -> bool:
+        """Count the connection for its user; past `MAX_CONNECTIONS_PER_USER` the handshake
+        is refused (429) and the record just written is taken back. Connections the user's
+        set still lists but API Gateway says are gone are removed first, so a crashed
+        browser's ghosts never lock its user out."""
+        counter = self.services.counter
+        for attempt in range(2):
+            try:
+                return counter.join(user_id, connection_id)
+            except TooManyConnections:
+                if attempt == 0 and self._remove_gone_connections_of(user_id, connection_id):
+                    continue
+                self.services.connections.delete(connection_id)
+                self.services.telemetry.count("ConnectRefused429")
+                raise AuthError(429, "too many connections for this user") from None
+        return False
+
+    def _remove_gone_connections_of(self, user_id: str, connection_id: str) -> bool:
+        removed = False
+        for other in sorted(self.services.counter.connections_of(user_id) - {connection_id}):
+            if self._is_gone(other):
+                self.publisher.publish(self.remover.remove(other))
+                removed = True
+        return removed
 
     def receive(self, connection_id: str, body: str | bytes | None, *, is_base64: bool = False) -> None:
         """Handle one client frame; every outcome is an answer on the socket, never an exception."""
@@ -80,9 +106,13 @@ class Lifecycle:
             route = self.router.resolve(request)
             services.telemetry.count(f"Messages.{route.action}")
             now = services.clock()
-            connection = services.connections.touch(connection_id, now)
-            if connection is None:
+            touch = services.connections.touch(connection_id, now)
+            if touch.outcome is Touched.UNKNOWN:
                 raise request.fail(protocol.UNAUTHENTICATED, NOT_REGISTERED)
+            if touch.outcome is Touched.RATE_LIMITED:
+                raise request.fail(protocol.RATE_LIMITED, "too many frames; slow down")
+            connection = touch.connection
+            assert connection is not None
             if connection.presence and services.presence is not None:
                 changes.rooms |= services.presence.refresh(connection, now)
             result = route.run(connection, changes)
@@ -112,15 +142,16 @@ class Lifecycle:
     def sweep(self) -> SweepReport:
         """Heal what missed `$disconnect` calls left behind (run every minute).
 
-        Connections silent for `PRESENCE_TTL_SECONDS` are asked about with GET @connections:
-        410 (or past the 2-hour limit) removes them; a live answer keeps them. Expired
-        presence items are deleted and the counter is recounted.
+        Connections past their deadline (silent for `PRESENCE_TTL_SECONDS` while holding
+        presence, for the idle grace otherwise) are asked about with GET @connections: 410
+        (or past the 2-hour limit) removes them; a live answer keeps them. Announcements
+        that are due but were never made are made, and the counter is recounted.
         """
         services = self.services
         now = services.clock()
         report = SweepReport()
         changes = Changes()
-        for connection_id in services.connections.stale(now - services.settings.presence_ttl_seconds):
+        for connection_id in services.connections.stale(now):
             report.checked += 1
             record = services.connections.get(connection_id)
             if record is None:
@@ -131,12 +162,12 @@ class Lifecycle:
                 # re-announce the counter whenever a signed-in connection is swept.
                 changes.counter |= record.user_id is not None
                 report.removed += 1
-        if services.presence is not None:
-            for connection_id, held in services.presence.expired(now):
-                services.presence.remove(connection_id, [held])
-                changes.rooms.add(held.room)
-                report.expired_presence += 1
-        if services.counter is not None and services.counter.reconcile() is not None:
+            else:  # alive though silent: ask again after another grace
+                services.connections.extend(connection_id, now)
+        # Announcements due whose message never came (or, without a queue, due later:
+        # presence expiring) are made now.
+        report.expired_presence = services.coalescer.run_due()
+        if services.counter.reconcile() is not None:
             report.counter_repaired = True
             changes.counter = True
         services.telemetry.count("SweepRemoved", report.removed)

@@ -2,17 +2,23 @@
 
 A generic capability: the application names the rooms (the reference app's rooms are
 documents, its states the phases view, edit and review) and decides who may enter.
-All presence items share one partition (`presence`), so a room's roster is a strongly
-consistent Query of its prefix and every roster is one paginated Query. An item expires
-`PRESENCE_TTL_SECONDS` after its connection's last frame; readers ignore expired items
-and the sweep deletes them.
+A room's presence items are spread over `keys.ROOM_SHARDS` partitions by connection, so
+a crowded room has no hot key; its roster is the union of those partitions, read with
+strongly consistent Queries. An item expires `PRESENCE_TTL_SECONDS` after its
+connection's last frame; readers ignore expired items (and DynamoDB's TTL deletes them).
+
+Each room also has a *summary* (how many are in each state and the first few names),
+kept by the room's coalesced announcement (`realtime.announcing`): what a list of every
+room shows, without reading every room.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from realtime import keys
@@ -40,12 +46,39 @@ class Held:
         return cls(keys.decode(room), state)
 
 
+@dataclass(frozen=True)
+class RoomState:
+    """A room as read by its announcement: the whole roster, how many are in each state,
+    and when the first live presence will expire (None: nobody is there)."""
+
+    room: str
+    roster: Roster
+    counts: dict[str, int]
+    next_expiry: float | None = None
+
+    def bounded(self, limit: int) -> Roster:
+        """At most `limit` users per state (the counts say how many there are)."""
+        return {state: users[:limit] for state, users in self.roster.items()}
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a room's summary item holds: counts and the first `names` users per state."""
+
+    room: str
+    counts: dict[str, int] = field(default_factory=dict)
+    roster: Roster = field(default_factory=dict)
+    updated: float = 0.0
+
+
 class Presence:
-    def __init__(self, client: Any, table: str, *, ttl_seconds: int, states: tuple[str, ...]) -> None:
+    def __init__(self, client: Any, table: str, *, ttl_seconds: int, states: tuple[str, ...],
+                 summary_names: int = 3) -> None:
         self.client = client
         self.table = table
         self.ttl_seconds = ttl_seconds
         self.states = states
+        self.summary_names = summary_names
 
     def put(self, connection: Connection, held: Held, now: float) -> bool:
         """Create or refresh a presence item; True if it was absent or expired (the roster changed)."""
@@ -91,61 +124,71 @@ class Presence:
     def remove(self, connection_id: str, held: Iterable[Held]) -> None:
         batch_delete(self.client, self.table, self.keys(connection_id, held))
 
-    def roster(self, room: str, now: float) -> Roster:
+    # ---- reading a room ------------------------------------------------------------------
+
+    def room(self, room: str, now: float) -> RoomState:
         """The live roster of one room: every state, each a sorted list of distinct users."""
-        items = self._query(now, prefix=keys.presence_prefix(room))
-        return self._rosters(items, [room])[room]
+        seen: dict[str, dict[str, str]] = defaultdict(dict)
+        next_expiry: float | None = None
+        for pk in keys.presence_pks(room):
+            for page in query_pages(
+                self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
+                FilterExpression="expires > :now",
+                ExpressionAttributeValues={":pk": {"S": pk}, ":now": {"N": str(int(now))}},
+                ConsistentRead=True,
+            ):
+                for item in page:
+                    state = item["state"]["S"]
+                    if state in self.states:
+                        seen[state][item["uid"]["S"]] = item.get("name", {}).get("S", "")
+                    expires = float(item["expires"]["N"])
+                    next_expiry = expires if next_expiry is None else min(next_expiry, expires)
+        roster = {state: [{"user": uid, "name": name}
+                          for uid, name in sorted(seen.get(state, {}).items(), key=lambda kv: (kv[1], kv[0]))]
+                  for state in self.states}
+        return RoomState(room, roster, {state: len(users) for state, users in roster.items()}, next_expiry)
 
-    def rosters(self, now: float) -> dict[str, Roster]:
-        """Every room's live roster, read in bulk (rooms with nobody present are absent)."""
-        items = self._query(now)
-        return self._rosters(items, sorted({item["room"]["S"] for item in items}))
-
-    def expired(self, now: float) -> list[tuple[str, Held]]:
-        """(connection id, presence) of every expired item still stored."""
-        found = []
-        for page in query_pages(
-            self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
-            FilterExpression="expires <= :now",
-            ExpressionAttributeValues={":pk": {"S": keys.PRESENCE_PK}, ":now": {"N": str(int(now))}},
-            ConsistentRead=True,
-        ):
-            found.extend((item["conn"]["S"], Held(item["room"]["S"], item["state"]["S"])) for item in page)
-        return found
+    def roster(self, room: str, now: float) -> Roster:
+        return self.room(room, now).roster
 
     def empty_roster(self) -> Roster:
         return {state: [] for state in self.states}
 
-    def _query(self, now: float, prefix: str | None = None) -> list[dict[str, Any]]:
-        condition = "pk = :pk"
-        values: dict[str, Any] = {":pk": {"S": keys.PRESENCE_PK}, ":now": {"N": str(int(now))}}
-        if prefix is not None:
-            condition += " AND begins_with(sk, :prefix)"
-            values[":prefix"] = {"S": prefix}
-        items: list[dict[str, Any]] = []
-        for page in query_pages(
-            self.client, TableName=self.table, KeyConditionExpression=condition,
-            FilterExpression="expires > :now", ExpressionAttributeValues=values, ConsistentRead=True,
-        ):
-            items.extend(page)
-        return items
+    def empty_counts(self) -> dict[str, int]:
+        return {state: 0 for state in self.states}
 
-    def _rosters(self, items: list[dict[str, Any]], rooms: list[str]) -> dict[str, Roster]:
-        seen: dict[tuple[str, str], dict[str, str]] = defaultdict(dict)
-        for item in items:
-            state = item["state"]["S"]
-            if state in self.states:
-                seen[(item["room"]["S"], state)][item["uid"]["S"]] = item.get("name", {}).get("S", "")
-        result: dict[str, Roster] = {}
-        for room in rooms:
-            roster = self.empty_roster()
-            for state in self.states:
-                users = seen.get((room, state), {})
-                roster[state] = [{"user": uid, "name": name}
-                                 for uid, name in sorted(users.items(), key=lambda kv: (kv[1], kv[0]))]
-            result[room] = roster
-        return result
+    # ---- summaries -------------------------------------------------------------------------
+
+    def summarize(self, state: RoomState, now: float, *, roster_limit: int = 100) -> tuple[bool, bool]:
+        """Store the room's summary; return whether it changed, and whether the roster (up
+        to `roster_limit` per state, with the counts) changed since the last time."""
+        summary = json.dumps({"counts": state.counts, "roster": state.bounded(self.summary_names)},
+                             sort_keys=True, separators=(",", ":"))
+        roster = hashlib.blake2b(json.dumps({"counts": state.counts, "roster": state.bounded(roster_limit)},
+                                            sort_keys=True).encode(), digest_size=12).hexdigest()
+        key = {"pk": {"S": keys.summary_pk(state.room)}, "sk": {"S": keys.encode(state.room)}}
+        old = self.client.update_item(
+            TableName=self.table, Key=key, UpdateExpression="SET body = :b, digest = :d, updated = :t, room = :r",
+            ExpressionAttributeValues={":b": {"S": summary}, ":d": {"S": roster}, ":t": {"N": repr(now)},
+                                       ":r": {"S": state.room}},
+            ReturnValues="ALL_OLD",
+        ).get("Attributes", {})
+        return old.get("body", {}).get("S") != summary, old.get("digest", {}).get("S") != roster
+
+    def summaries(self) -> dict[str, Summary]:
+        """Every room's summary (rooms never entered are absent)."""
+        found: dict[str, Summary] = {}
+        for pk in keys.summary_pks():
+            for page in query_pages(self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
+                                    ExpressionAttributeValues={":pk": {"S": pk}}):
+                for item in page:
+                    body: Mapping[str, Any] = json.loads(item["body"]["S"])
+                    room = item["room"]["S"]
+                    found[room] = Summary(room, dict(body["counts"]), dict(body["roster"]),
+                                          float(item["updated"]["N"]))
+        return found
 
     @staticmethod
     def _key(held: Held, connection_id: str) -> dict[str, Any]:
-        return {"pk": {"S": keys.PRESENCE_PK}, "sk": {"S": keys.presence_sk(held.room, held.state, connection_id)}}
+        return {"pk": {"S": keys.presence_pk(held.room, connection_id)},
+                "sk": {"S": keys.presence_sk(held.state, connection_id)}}

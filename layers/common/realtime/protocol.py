@@ -24,6 +24,8 @@ UNAUTHENTICATED = "unauthenticated"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 CONFLICT = "conflict"
+RATE_LIMITED = "rate_limited"
+LIMIT_EXCEEDED = "limit_exceeded"
 TOO_LARGE = "too_large"
 INTERNAL = "internal"
 

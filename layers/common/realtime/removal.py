@@ -35,8 +35,7 @@ class Remover:
         # Presence and memberships share the table: one batch for both.
         services.connections.delete_keys(presence_keys + services.connections.membership_keys(connection_id,
                                                                                              holdings.groups))
-        counted = bool(record and record.user_id and services.counter
-                       and services.counter.leave(record.user_id, connection_id))
+        counted = bool(record and record.user_id and services.counter.leave(record.user_id, connection_id))
         if record is not None:
             services.connections.delete(connection_id)
         return Changes(counter=counted, rooms={h.room for h in held})

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime import protocol
+from realtime.connections import Presenced
 from realtime.protocol import ProtocolError, Request
 
 if TYPE_CHECKING:
@@ -100,8 +101,13 @@ class Router:
         if connection.anonymous and not stream.anonymous:
             raise stream.refuse_anonymous(request)
         authorized = stream.authorize(connection, subscription, request)
+        groups = self.services.groups
+        limit = self.services.settings.max_subscriptions
+        if groups.count(connection.connection_id) >= limit and not groups.is_member(connection.connection_id,
+                                                                                     subscription.group):
+            raise request.fail(protocol.LIMIT_EXCEEDED, f"at most {limit} subscriptions per connection")
         # Join first, then read: a change between the two is not missed, only seen twice.
-        self.services.groups.add(connection, subscription.group)
+        groups.add(connection, subscription.group)
         for payload in stream.snapshot(connection, subscription, authorized):
             self.reply(connection.connection_id, stream.frame(payload))
 
@@ -113,9 +119,14 @@ class Router:
             raise request.fail(protocol.UNAUTHENTICATED, "sign in to enter presence")
         assert self.application.rooms is not None and self.services.presence is not None
         self.application.rooms.can_enter(connection, held.room, request, changes)
-        if not self.services.connections.add_presence(connection.connection_id, held.token):
+        now = self.services.clock()
+        limit = self.services.settings.max_presence
+        added = self.services.connections.add_presence(connection.connection_id, held.token, now=now, limit=limit)
+        if added is Presenced.UNKNOWN:
             raise request.fail(protocol.UNAUTHENTICATED, NOT_REGISTERED)
-        if self.services.presence.put(connection, held, self.services.clock()):
+        if added is Presenced.LIMIT:
+            raise request.fail(protocol.LIMIT_EXCEEDED, f"at most {limit} presences per connection")
+        if self.services.presence.put(connection, held, now):
             changes.rooms.add(held.room)
 
     def _leave(self, held: Held, request: Request, connection: Connection, changes: Changes) -> None:

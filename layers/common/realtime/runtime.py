@@ -18,10 +18,11 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 
 from realtime.application import Application
 from realtime.application import load as load_application
+from realtime.announcing import AnnounceQueue, Coalescer
 from realtime.auth import TokenVerifier
 from realtime.broadcast import Broadcaster, FanoutQueue
 from realtime.config import Settings
-from realtime.connections import Connections
+from realtime.connections import Connections, FrameRate
 from realtime.counter import UserCounter
 from realtime.engine import Engine
 from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
@@ -98,23 +99,28 @@ def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable
           sqs: Callable[[], Any] | None = None, telemetry: Any = None,
           application: Application | None = None) -> Engine:
     """Wire the engine and the application (`REALTIME_APP`, unless given) from explicit parts;
-    `sqs` makes the fan-out queue's client when first needed."""
+    `sqs` makes the queues' client when first needed."""
     application = application or load_application(config.application, config.environment)
     table = config.connections_table
     groups = Groups(dynamodb, table)
-    queue = FanoutQueue(sqs, config.fanout_queue_url) if sqs is not None and config.fanout_queue_url else None
+    fanout = FanoutQueue(sqs, config.fanout_queue_url) if sqs is not None and config.fanout_queue_url else None
+    announce = AnnounceQueue(sqs, config.announce_queue_url) if sqs is not None and config.announce_queue_url else None
     rooms = application.rooms
     services = Services(
         settings=config,
-        connections=Connections(dynamodb, table),
+        connections=Connections(dynamodb, table, presence_grace=config.presence_ttl_seconds,
+                                frame_rate=FrameRate(config.frame_rate, config.frame_burst)),
         groups=groups,
-        broadcaster=Broadcaster(groups, sender, page_size=config.fanout_page_size, queue=queue),
+        broadcaster=Broadcaster(groups, sender, page_size=config.fanout_page_size, queue=fanout),
         sender=sender,
-        presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, states=rooms.states)
-        if rooms is not None else None,
-        counter=UserCounter(dynamodb, table) if application.counts_users else None,
+        counter=UserCounter(dynamodb, table, max_connections=config.max_connections_per_user),
+        coalescer=Coalescer(dynamodb, table, queue=announce, interval=config.broadcast_interval_ms / 1000,
+                            budget=config.group_post_budget),
+        presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, states=rooms.states,
+                          summary_names=config.list_names) if rooms is not None else None,
         telemetry=telemetry or CountingTelemetry(),
     )
+    services.coalescer.clock = lambda: services.clock()
     return Engine(services, application, verifier=verifier)
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from realtime.telemetry import CountingTelemetry, Telemetry
 
 if TYPE_CHECKING:
+    from realtime.announcing import Coalescer
     from realtime.broadcast import Broadcaster
     from realtime.config import Settings
     from realtime.connections import Connections
@@ -31,9 +32,10 @@ class Services:
     groups: Groups
     broadcaster: Broadcaster
     sender: Sender
-    #: Present when the application declares presence rooms / a counter stream.
+    counter: UserCounter
+    coalescer: Coalescer
+    #: Present when the application declares presence rooms.
     presence: Presence | None = None
-    counter: UserCounter | None = None
     telemetry: Telemetry = field(default_factory=CountingTelemetry)
     clock: Callable[[], float] = time.time
 

@@ -20,6 +20,7 @@ from realtime.protocol import ProtocolError, Request
 
 if TYPE_CHECKING:
     from realtime.connections import Connection
+    from realtime.presence import RoomState
     from realtime.publishing import Changes
     from realtime.services import Services
 
@@ -69,10 +70,20 @@ class Stream:
         an `Action` (`realtime.routing`)."""
         return {}
 
-    # ---- state broadcasts --------------------------------------------------------------
+    # ---- state broadcasts (coalesced: see realtime.announcing) ------------------------
 
-    def announce(self, changes: Changes) -> BroadcastReport:
-        """Broadcast what `changes` means for this stream's subscribers (state streams)."""
+    def dirty(self, changes: Changes) -> Iterable[str]:
+        """The keys of this stream whose state `changes` changed: each is announced (`announce`)
+        at most once per interval."""
+        return ()
+
+    def announce(self, key: str) -> BroadcastReport:
+        """Broadcast the current state of `key` to its subscribers."""
+        return BroadcastReport()
+
+    def room_changed(self, state: RoomState, *, summary_changed: bool, roster_changed: bool) -> BroadcastReport:
+        """A presence room's coalesced announcement (`state` is the whole room, read once for
+        every stream): broadcast what it means for this stream, or mark a key of its own."""
         return BroadcastReport()
 
     # ---- helpers -----------------------------------------------------------------------
@@ -97,7 +108,5 @@ class CounterStream(Stream):
                  ) -> Iterable[Mapping[str, Any]]:
         return [self.payload()]
 
-    def announce(self, changes: Changes) -> BroadcastReport:
-        if not changes.counter:
-            return BroadcastReport()
+    def announce(self, key: str) -> BroadcastReport:
         return self.services.broadcaster.send(self.name, FrameDelivery(self.frame(self.payload())))
