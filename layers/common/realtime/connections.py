@@ -8,13 +8,14 @@ in the same partition, so one strongly consistent Query finds all of it.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from realtime import keys
 from realtime.config import CONNECTION_LIFETIME_SECONDS, CONNECTION_TTL_MARGIN_SECONDS
-from realtime.dynamo import Item, batch_delete, error_code, from_item, query_pages, to_item
+from realtime.dynamo import Item, batch_delete, batch_get, error_code, from_item, query_pages, to_item
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,57 @@ class Connections:
             ):
                 for item in page:
                     yield item["pk"]["S"][len("c" + keys.SEP):]
+
+    def stale_oldest_first(self, cutoff: float, *, page_size: int = 100) -> Iterator[str]:
+        """Connection ids whose last frame is older than `cutoff`, oldest first across every
+        sweep shard (each shard's index is ordered by `seen`; the shards are merged), read
+        lazily a page at a time so a caller that stops early reads little."""
+        def shard(name: str) -> Iterator[tuple[int, str]]:
+            for page in query_pages(
+                self.client, TableName=self.table, IndexName="by_seen", Limit=page_size,
+                KeyConditionExpression="sweep = :s AND seen < :cutoff",
+                ExpressionAttributeValues={":s": {"S": name}, ":cutoff": {"N": str(int(cutoff))}},
+            ):
+                for item in page:
+                    yield int(item["seen"]["N"]), item["pk"]["S"][len("c" + keys.SEP):]
+
+        for _, connection_id in heapq.merge(*(shard(name) for name in keys.sweep_shards())):
+            yield connection_id
+
+    def count_stale(self, cutoff: float) -> int:
+        """How many connections are silent since before `cutoff` (a COUNT Query per shard)."""
+        total = 0
+        for name in keys.sweep_shards():
+            kwargs: dict[str, object] = {
+                "TableName": self.table, "IndexName": "by_seen", "Select": "COUNT",
+                "KeyConditionExpression": "sweep = :s AND seen < :cutoff",
+                "ExpressionAttributeValues": {":s": {"S": name}, ":cutoff": {"N": str(int(cutoff))}},
+            }
+            while True:
+                response = self.client.query(**kwargs)
+                total += int(response.get("Count", 0))
+                if not response.get("LastEvaluatedKey"):
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return total
+
+    def records(self, connection_ids: list[str]) -> dict[str, Connection]:
+        """The records of `connection_ids` that still exist (BatchGetItem, consistent)."""
+        found = batch_get(self.client, self.table, [self._key(cid) for cid in connection_ids])
+        return {record.connection_id: record for record in map(Connection.from_item, found)}
+
+    def heard_from(self, connection_id: str, now: float) -> None:
+        """The management API says the socket is open: move `seen` to `now`, so the sweep
+        asks about it again only after another `PRESENCE_TTL_SECONDS` and reaches the
+        connections behind it. Presence is untouched: it still expires without frames."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(connection_id), UpdateExpression="SET seen = :now",
+                ConditionExpression="attribute_exists(pk) AND seen < :now",
+                ExpressionAttributeValues={":now": {"N": str(int(now))}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # removed meanwhile, or a frame arrived since: nothing to move
 
     @staticmethod
     def _key(connection_id: str) -> Item:

@@ -40,8 +40,8 @@ class Engine:
     def disconnect(self, connection_id: str) -> None:
         self.lifecycle.disconnect(connection_id)
 
-    def sweep(self) -> SweepReport:
-        return self.lifecycle.sweep()
+    def sweep(self, remaining_ms: Callable[[], int] | None = None) -> SweepReport:
+        return self.lifecycle.sweep(remaining_ms)
 
     # What tests and tools reach for.
     @property
