@@ -115,6 +115,9 @@ class Sweep:
         report = self.report
         if self.budget.spent:  # what is still silent, less those just asked without an answer
             report.left_over = max(0, services.connections.count_stale(cutoff) - report.unknown)
+            if report.left_over:
+                logger.warning("sweep budget spent; connections left for the next run",
+                               extra={"left_over": report.left_over, "checked": report.checked})
         self.publisher.publish(self.repair_counter())
         telemetry = services.telemetry
         telemetry.count("SweepChecked", report.checked)
@@ -124,7 +127,7 @@ class Sweep:
         return report
 
     def expire_presence(self, now: float) -> Changes:
-        """Delete expired presence items: the rooms whose roster that changed."""
+        """Delete expired presence items; the changes name the rooms whose roster changed."""
         presence = self.services.presence
         changes = Changes()
         if presence is None:
