@@ -40,7 +40,15 @@ $(SAM_VENV)/.installed:
 	 || { cat $(LOG_DIR)/install-sam.log; echo "make: the install failed (output above, also in $(LOG_DIR)/install-sam.log)"; exit 1; }
 	@touch $@
 
-sam: $(SAM_VENV)/.installed
+# AWS's serverless rules for cfn-lint (the SAM CLI brings cfn-lint 1.x; this package needs
+# >=1.57): tests/test_template.py lints the template with them. A stamp of its own, so an
+# existing .venv-sam gets it too.
+$(SAM_VENV)/.serverless-rules: $(SAM_VENV)/.installed
+	@{ $(SAM_VENV)/bin/python $(PIP) cfn-lint-serverless==0.3.6; } >>$(LOG_DIR)/install-sam.log 2>&1 \
+	 || { cat $(LOG_DIR)/install-sam.log; echo "make: the install failed (output above, also in $(LOG_DIR)/install-sam.log)"; exit 1; }
+	@touch $@
+
+sam: $(SAM_VENV)/.installed $(SAM_VENV)/.serverless-rules
 
 test: venv sam
 	PATH="$(CURDIR)/$(SAM_VENV)/bin:$(PYTHON_DIR):$$PATH" $(PY) -m pytest

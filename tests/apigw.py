@@ -123,9 +123,11 @@ class ApiGateway:
                      "headers": {"Host": "example"}, "isBase64Encoded": False}
             self.handlers["$disconnect"](event, LambdaContext())
 
-    def sweep(self) -> dict[str, Any]:
+    def sweep(self, context: Any = None) -> dict[str, Any]:
+        """The scheduled sweep, as EventBridge invokes it (`context`: the Lambda context)."""
         return self.handlers["$disconnect"]({"version": "0", "source": "aws.events",
-                                              "detail-type": "Scheduled Event", "detail": {}}, LambdaContext())
+                                              "detail-type": "Scheduled Event", "detail": {}},
+                                             context or LambdaContext())
 
     def frames(self, cid: str) -> list[dict[str, Any]]:
         return [json.loads(f) for f in self.stub.received(cid)]

@@ -249,6 +249,41 @@ def test_get_connection_and_delete(stub, make_sender):
         s.send("c+1=", b"x")
 
 
+# -- checking many connections (the sweep) --------------------------------------------------
+def test_check_connections_sorts_answers_into_live_gone_and_unknown(stub, make_sender):
+    stub.register("live=", "throttled-once=", "refused=", "broken=", "slow=")
+    stub.script("throttled-once=", 429)  # retried, then 200
+    stub.script("slow=", "hang")  # one timeout, then 200
+    stub.fail("refused=", 403)  # not retried
+    stub.fail("broken=", 500)  # still failing after the retries
+    check = make_sender(max_attempts=3, timeout=0.5).check_connections(
+        ["live=", "gone=", "throttled-once=", "refused=", "broken=", "slow="])
+    assert sorted(check.live) == ["live=", "slow=", "throttled-once="]
+    assert check.gone == ["gone="]
+    assert sorted(check.unknown) == ["broken=", "refused="]
+    assert stub.count("refused=", "GET") == 1 and stub.count("broken=", "GET") == 3
+    assert stub.count("live=", "POST") == 0  # asked about, never posted to
+
+
+def test_check_connections_asks_concurrently_within_the_bound_and_signs(stub, make_sender):
+    ids = [f"c{i}=" for i in range(60)]
+    stub.register(*ids)
+    stub.latency = 0.02
+    check = make_sender(concurrency=8).check_connections(ids + ids[:5])  # repeats asked once
+    assert sorted(check.live) == sorted(ids) and not check.gone and not check.unknown
+    assert 2 <= stub.max_in_flight <= 8
+    assert all(stub.count(cid, "GET") == 1 for cid in ids)
+    last = stub.recent_requests()[-1]
+    assert last["method"] == "GET" and last["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+    assert last["headers"]["X-Amz-Security-Token"] == TEST_TOKEN
+
+
+def test_check_connections_of_nothing_asks_nothing(stub, make_sender):
+    check = make_sender().check_connections([])
+    assert (check.live, check.gone, check.unknown) == ([], [], [])
+    assert stub.stats()["requests"] == 0
+
+
 def test_endpoint_with_stage_prefix():
     with ManagementStub(stage="prod") as s:
         s.register("a=")

@@ -66,6 +66,9 @@ def _token_problem(token: str, phases: tuple[str, ...]) -> str | None:
 def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHASES) -> list[str]:
     """Every key against the layout of docs/data-model.md."""
     problems: list[str] = []
+    counter_shards = set(keys.counter_shards())
+    summary_pks = set(keys.summary_pks())
+    list_pks = set(keys.state_pks("documents"))
     for item in items:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         values = from_item(item)
@@ -74,30 +77,52 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
         def bad(text: str) -> None:
             problems.append(f"{where}: {text}")
 
-        if pk == keys.COUNTER_PK:
-            if sk != keys.COUNTER_SK or set(values) - {"pk", "sk", "n"} or not isinstance(values.get("n"), int):
-                bad("not a counter item")
-        elif pk == keys.USERS_PK:
-            if not sk or any(ord(ch) < 32 for ch in sk):
-                bad("bad user id")
+        if pk in counter_shards:
+            if sk != "users" or set(values) - {"pk", "sk", "n"} or not isinstance(values.get("n"), int):
+                bad("not a counter shard")
+            elif values["n"] < 0:
+                bad("a counter shard below zero")
+        elif pk.startswith("u" + keys.SEP):
+            user = keys.decode(pk[2:])
+            if sk != "user" or values.get("uid") != user or not user or any(ord(ch) < 32 for ch in user):
+                bad("bad user item")
+            if values.get("cshard") != keys.counter_shard(user):
+                bad("user item on the wrong counter shard")
             for conn in values.get("conns", ()):
                 if not CONNECTION_ID.match(conn):
                     bad(f"bad connection id {conn!r} in conns")
-        elif pk == keys.PRESENCE_PK:
-            parts = sk.split(keys.SEP)
-            if len(parts) != 3:
-                bad("presence sort key is not <encoded slug>#<phase>#<conn>")
+        elif pk.startswith("p" + keys.SEP):
+            head, _, shard = pk.rpartition(keys.SEP)
+            encoded = head[2:]
+            state, sep, conn = sk.partition(keys.SEP)
+            if not sep or keys.SEP in conn:
+                bad("presence sort key is not <phase>#<conn>")
                 continue
-            encoded, phase, conn = parts
             for problem in (_encoded_slug_problem(encoded),
-                            None if phase in phases else f"unknown phase {phase!r}",
+                            None if state in phases else f"unknown phase {state!r}",
                             None if CONNECTION_ID.match(conn) else f"bad connection id {conn!r}",
+                            None if pk == keys.presence_pk(keys.decode(encoded), conn) else "presence on the wrong shard",
                             None if values.get("conn") == conn else "conn attribute differs from the key",
                             None if values.get("room") == keys.decode(encoded) else "room attribute differs from the key",
-                            None if values.get("state") == phase else "state attribute differs from the key",
+                            None if values.get("state") == state else "state attribute differs from the key",
                             None if values.get("ttl") == values.get("expires") else "ttl differs from expires"):
                 if problem:
                     bad(problem)
+        elif pk in summary_pks:
+            if pk != keys.summary_pk(values.get("room", "")) or sk != keys.encode(values.get("room", "")):
+                bad("room summary under the wrong key")
+            problem = _encoded_slug_problem(sk)
+            if problem:
+                bad(problem)
+        elif pk.startswith("a" + keys.SEP):
+            if sk != "pending" or pk.count(keys.SEP) != 2:
+                bad("not an announcement item")
+            elif ("due" in values) != ("deadline" in values) or ("due" in values) != ("sweep" in values):
+                bad("a half-written announcement mark")
+        elif pk in list_pks or pk == f"st{keys.SEP}documents{keys.SEP}built":
+            if pk in list_pks and (pk != keys.state_pk("documents", values.get("slug", ""))
+                                   or sk != keys.encode(values.get("slug", ""))):
+                bad("documents list entry under the wrong key")
         elif pk.startswith("c" + keys.SEP):
             conn = pk[2:]
             if not CONNECTION_ID.match(conn):
@@ -105,15 +130,17 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
             if sk == keys.META:
                 if values.get("conn") != conn:
                     bad("conn attribute differs from the key")
-                if values.get("sweep") not in keys.sweep_shards():
+                if values.get("sweep") != keys.sweep_shard(conn):
                     bad(f"bad sweep shard {values.get('sweep')!r}")
+                if not isinstance(values.get("deadline"), int):
+                    bad("no liveness deadline")
                 for token in values.get("pres", ()):
                     problem = _token_problem(token, phases)
                     if problem:
                         bad(problem)
             elif sk.startswith("g" + keys.SEP):
                 group = sk[2:]
-                if values.get("grp") != group or values.get("gsk") != conn:
+                if values.get("grp") != keys.group_shard(group, conn) or values.get("gsk") != conn:
                     bad("grp/gsk differ from the key")
                 prefix = next((p for p in DOCUMENT_GROUP_PREFIXES if group.startswith(p)), None)
                 if prefix is not None:
@@ -139,19 +166,20 @@ class Model:
         self.connections: dict[str, dict[str, Any]] = {}
         self.memberships: dict[str, set[str]] = defaultdict(set)  # group -> connection ids
         self.presence: list[dict[str, Any]] = []
+        counter_shards = set(keys.counter_shards())
         for item in items:
             pk, sk = item["pk"]["S"], item["sk"]["S"]
             values = from_item(item)
-            if pk == keys.COUNTER_PK:
-                self.counter = int(values.get("n", 0))
-            elif pk == keys.USERS_PK:
-                self.users[sk] = set(values.get("conns", ()))
-            elif pk == keys.PRESENCE_PK:
+            if pk in counter_shards:
+                self.counter += int(values.get("n", 0))
+            elif pk.startswith("u" + keys.SEP):
+                self.users[values["uid"]] = set(values.get("conns", ()))
+            elif pk.startswith("p" + keys.SEP):
                 self.presence.append(values)
-            elif sk == keys.META:
+            elif pk.startswith("c" + keys.SEP) and sk == keys.META:
                 self.connections[pk[2:]] = values
-            elif sk.startswith("g" + keys.SEP):
-                self.memberships[values["grp"]].add(pk[2:])
+            elif pk.startswith("c" + keys.SEP) and sk.startswith("g" + keys.SEP):
+                self.memberships[sk[2:]].add(pk[2:])
 
     @classmethod
     def read(cls, client: Any, table: str = CONNECTIONS) -> Model:

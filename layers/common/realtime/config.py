@@ -111,6 +111,10 @@ class Settings:
     fanout_page_size: int = 1000
     fanout_queue_url: str = ""
     send_concurrency: int = 128  # requests in flight per sender (docs/performance.md)
+    #: The sweep's stale checks stop after this many seconds (or earlier: `realtime.sweep`).
+    sweep_budget_seconds: int = 40
+    #: Stale connections the sweep reads and asks about at once.
+    sweep_page_size: int = 100
     region: str = "us-east-1"
     max_frame_bytes: int = 8192
     #: Coalesced state broadcasts (realtime.announcing): the queue, the shortest interval,
@@ -165,6 +169,8 @@ class Settings:
             frame_burst=integer(env, "FRAME_BURST", 20),
             max_connections_per_user=integer(env, "MAX_CONNECTIONS_PER_USER", 20),
             send_concurrency=integer(env, "SEND_CONCURRENCY", 128),
+            sweep_budget_seconds=integer(env, "SWEEP_BUDGET_SECONDS", 40),
+            sweep_page_size=integer(env, "SWEEP_PAGE_SIZE", 100),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             environment=MappingProxyType(dict(env)),
         )

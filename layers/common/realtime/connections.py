@@ -22,6 +22,7 @@ answers the touch: a frame past the allowance changes nothing and is answered
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
@@ -29,7 +30,7 @@ from typing import Any
 
 from realtime import keys
 from realtime.config import CONNECTION_LIFETIME_SECONDS, CONNECTION_TTL_MARGIN_SECONDS
-from realtime.dynamo import Item, batch_delete, error_code, from_item, query_pages, to_item
+from realtime.dynamo import Item, batch_delete, batch_get, error_code, from_item, query_pages, to_item
 
 #: How long a connection that holds no presence may be silent before the sweep asks about
 #: it: the client's idle heartbeat (300 s) and a minute of grace.
@@ -226,17 +227,6 @@ class Connections:
             return False
         return True
 
-    def extend(self, connection_id: str, now: float) -> None:
-        """A live answer from API Gateway for a silent connection: give it another idle grace."""
-        try:
-            self.client.update_item(
-                TableName=self.table, Key=self._key(connection_id),
-                UpdateExpression="SET deadline = :d", ConditionExpression="attribute_exists(pk)",
-                ExpressionAttributeValues={":d": {"N": str(int(now) + IDLE_GRACE_SECONDS)}},
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            pass
-
     def holdings(self, connection_id: str) -> Holdings:
         """One strongly consistent Query of the connection's partition."""
         record: Connection | None = None
@@ -268,18 +258,56 @@ class Connections:
     def delete(self, connection_id: str) -> None:
         self.client.delete_item(TableName=self.table, Key=self._key(connection_id))
 
-    def stale(self, now: float) -> Iterator[str]:
-        """Connection ids whose deadline has passed, shard by shard."""
-        for shard in keys.sweep_shards():
+    def stale_oldest_first(self, now: float, *, page_size: int = 100) -> Iterator[str]:
+        """Connection ids whose deadline has passed, longest overdue first across every sweep
+        shard (each shard's index is ordered by `deadline`; the shards are merged), read
+        lazily a page at a time so a caller that stops early reads little."""
+        def shard(name: str) -> Iterator[tuple[int, str]]:
             for page in query_pages(
-                self.client,
-                TableName=self.table,
-                IndexName="by_deadline",
+                self.client, TableName=self.table, IndexName="by_deadline", Limit=page_size,
                 KeyConditionExpression="sweep = :s AND deadline < :now",
-                ExpressionAttributeValues={":s": {"S": shard}, ":now": {"N": str(int(now))}},
+                ExpressionAttributeValues={":s": {"S": name}, ":now": {"N": str(int(now))}},
             ):
                 for item in page:
-                    yield item["pk"]["S"][len("c" + keys.SEP):]
+                    yield int(item["deadline"]["N"]), item["pk"]["S"][len("c" + keys.SEP):]
+
+        for _, connection_id in heapq.merge(*(shard(name) for name in keys.sweep_shards())):
+            yield connection_id
+
+    def count_stale(self, now: float) -> int:
+        """How many connections are past their deadline (a COUNT Query per shard)."""
+        total = 0
+        for name in keys.sweep_shards():
+            kwargs: dict[str, object] = {
+                "TableName": self.table, "IndexName": "by_deadline", "Select": "COUNT",
+                "KeyConditionExpression": "sweep = :s AND deadline < :now",
+                "ExpressionAttributeValues": {":s": {"S": name}, ":now": {"N": str(int(now))}},
+            }
+            while True:
+                response = self.client.query(**kwargs)
+                total += int(response.get("Count", 0))
+                if not response.get("LastEvaluatedKey"):
+                    break
+                kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return total
+
+    def records(self, connection_ids: list[str]) -> dict[str, Connection]:
+        """The records of `connection_ids` that still exist (BatchGetItem, consistent)."""
+        found = batch_get(self.client, self.table, [self._key(cid) for cid in connection_ids])
+        return {record.connection_id: record for record in map(Connection.from_item, found)}
+
+    def heard_from(self, connection_id: str, now: float) -> None:
+        """The management API says the socket is open though silent: give it another idle
+        grace, so the sweep asks about it again only then and reaches the connections behind
+        it. Presence is untouched: its rosters still drop it without frames."""
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._key(connection_id), UpdateExpression="SET deadline = :d",
+                ConditionExpression="attribute_exists(pk) AND deadline < :d",
+                ExpressionAttributeValues={":d": {"N": str(int(now) + IDLE_GRACE_SECONDS)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # removed meanwhile, or a frame arrived since: nothing to move
 
     @staticmethod
     def _key(connection_id: str) -> Item:

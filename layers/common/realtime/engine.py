@@ -41,8 +41,8 @@ class Engine:
     def disconnect(self, connection_id: str) -> None:
         self.lifecycle.disconnect(connection_id)
 
-    def sweep(self) -> SweepReport:
-        return self.lifecycle.sweep()
+    def sweep(self, remaining_ms: Callable[[], int] | None = None) -> SweepReport:
+        return self.lifecycle.sweep(remaining_ms)
 
     def announce(self, body: str) -> bool:
         """One announce-queue message (the announce function's work)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from realtime import protocol
@@ -21,20 +20,13 @@ from realtime.publishing import Changes, Publisher
 from realtime.removal import Remover
 from realtime.routing import NOT_REGISTERED, Router
 from realtime.sender import ConnectionGone, SendError
+from realtime.sweep import Sweep, SweepReport
 
 if TYPE_CHECKING:
     from realtime.application import Application
     from realtime.services import Services
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class SweepReport:
-    checked: int = 0
-    removed: int = 0
-    expired_presence: int = 0  # announcements made by the sweep (presence expiring, lost marks)
-    counter_repaired: bool = False
 
 
 class Lifecycle:
@@ -139,40 +131,10 @@ class Lifecycle:
         self.services.telemetry.count("Disconnects")
         self.publisher.publish(self.remover.remove(connection_id))
 
-    def sweep(self) -> SweepReport:
-        """Heal what missed `$disconnect` calls left behind (run every minute).
-
-        Connections past their deadline (silent for `PRESENCE_TTL_SECONDS` while holding
-        presence, for the idle grace otherwise) are asked about with GET @connections: 410
-        (or past the 2-hour limit) removes them; a live answer keeps them. Announcements
-        that are due but were never made are made, and the counter is recounted.
-        """
-        services = self.services
-        now = services.clock()
-        report = SweepReport()
-        changes = Changes()
-        for connection_id in services.connections.stale(now):
-            report.checked += 1
-            record = services.connections.get(connection_id)
-            if record is None:
-                continue
-            if record.expired(now) or self._is_gone(connection_id):
-                changes.merge(self.remover.remove(connection_id))
-                # A `$disconnect` that died after uncounting the user never announced it:
-                # re-announce the counter whenever a signed-in connection is swept.
-                changes.counter |= record.user_id is not None
-                report.removed += 1
-            else:  # alive though silent: ask again after another grace
-                services.connections.extend(connection_id, now)
-        # Announcements due whose message never came (or, without a queue, due later:
-        # presence expiring) are made now.
-        report.expired_presence = services.coalescer.run_due()
-        if services.counter.reconcile() is not None:
-            report.counter_repaired = True
-            changes.counter = True
-        services.telemetry.count("SweepRemoved", report.removed)
-        self.publisher.publish(changes)
-        return report
+    def sweep(self, remaining_ms: Callable[[], int] | None = None) -> SweepReport:
+        """Heal what missed `$disconnect` calls left behind (run every minute; `realtime.sweep`).
+        `remaining_ms` is the Lambda context's clock, when there is one."""
+        return Sweep(self.services, self.remover, self.publisher, remaining_ms=remaining_ms).run()
 
     # ---- sending to the connection itself -------------------------------------------------
 
@@ -185,10 +147,3 @@ class Lifecycle:
         except SendError:
             logger.warning("reply could not be delivered", extra={"recipient": connection_id})
             self.services.telemetry.count("SendFailed")
-
-    def _is_gone(self, connection_id: str) -> bool:
-        try:
-            return self.services.sender.get_connection(connection_id) is None
-        except Exception:  # unsure (throttled, timed out): keep it until a later sweep knows
-            logger.warning("could not check connection", extra={"recipient": connection_id})
-            return False

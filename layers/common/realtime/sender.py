@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import botocore.credentials
     import botocore.session
 
-__all__ = ["ConnectionGone", "SendError", "SendReport", "Sender"]
+__all__ = ["ConnectionCheck", "ConnectionGone", "SendError", "SendReport", "Sender"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,15 @@ class SendReport:
     gone: list[str] = field(default_factory=list)       # answered 410: the caller removes them
     failed: list[str] = field(default_factory=list)     # still failing after retries, or 4xx
     retryable: list[str] = field(default_factory=list)  # those of `failed` a later attempt may reach (429/5xx/timeouts)
+
+
+@dataclass
+class ConnectionCheck:
+    """What ``GET @connections/{id}`` said of each connection asked about."""
+
+    live: list[str] = field(default_factory=list)     # 2xx: the socket is open
+    gone: list[str] = field(default_factory=list)     # 410: closed, the caller removes it
+    unknown: list[str] = field(default_factory=list)  # anything else, after the retries: keep it, ask later
 
 
 class _Frozen:
@@ -209,6 +218,13 @@ class Sender:
         self._raise_for(outcome, connection_id, status, reason)
         return json.loads(body) if body else {}
 
+    def check_connections(self, connection_ids: Iterable[str]) -> ConnectionCheck:
+        """``GET @connections/{id}`` for many ids at once, ``concurrency`` in flight, with the
+        same pool, signer and retries as ``send_many``: 410 -> gone, 2xx -> live, anything
+        else (other 4xx, or 429/5xx/timeouts still failing after the retries) -> unknown.
+        Never raises for one connection's answer."""
+        return self._run(lambda st: self._check_many(st, connection_ids))
+
     def delete_connection(self, connection_id: str) -> bool:
         """``DELETE @connections/{id}``: True when closed now, False when already gone."""
         outcome, status, _, reason = self._run(lambda st: self._call(st, "DELETE", connection_id, b"", None))
@@ -327,6 +343,30 @@ class Sender:
         if source_error:
             raise source_error[0]
         return report
+
+    async def _check_many(self, st: _ThreadState, connection_ids: Iterable[str]) -> ConnectionCheck:
+        await asyncio.sleep(0)  # as in _send_many: notice idle connections the server closed
+        check = ConnectionCheck()
+        ids = list(dict.fromkeys(connection_ids))  # each asked about once
+        pending = iter(ids)
+        creds = _Frozen(self.credentials) if self.credentials is not None else None
+
+        async def worker() -> None:
+            for connection_id in pending:  # shared iterator: each id is taken by one worker
+                outcome, status, _, reason = await self._call(st, "GET", connection_id, b"", creds)
+                if outcome == _OK:
+                    check.live.append(connection_id)
+                elif outcome == _GONE:
+                    check.gone.append(connection_id)
+                else:
+                    check.unknown.append(connection_id)
+                    logger.warning("connection check failed: %s", reason,
+                                   extra={"recipient": connection_id, "status": status})
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(min(self.concurrency, len(ids))):
+                tg.create_task(worker())
+        return check
 
     async def _call(
         self, st: _ThreadState, method: str, connection_id: str, body: bytes, creds: Optional[_Frozen]
