@@ -24,7 +24,8 @@ import boto3
 import pytest
 
 from devtools.template import evaluate_conditions, function_specs, load_template, parameter_defaults, resolve
-from realtime import runtime
+from realtime import keys, runtime
+from realtime.connections import IDLE_GRACE_SECONDS
 from tests import iam, streams
 from tests.apigw import API_ID, SECRET, STAGE, ApiGateway, LambdaContext, token
 from tests.iam import Arns, Recorder
@@ -36,6 +37,18 @@ SPECS = function_specs(TEMPLATE)
 #: (`+` is the lowest base64 character), so with one-member pages they are each broadcast's
 #: inline page and the function sending it finds them gone.
 GHOST = "+++++++{}="
+def ghost_id(name: str) -> str:
+    """A connection id sorted first within the first shard of every group (`keys.shard` of
+    the id), so with one-member pages it is every broadcast's inline page."""
+    for n in range(10_000):
+        cid = GHOST.format(f"{name}{n}")
+        if keys.shard(cid, keys.GROUP_SHARDS) == 0:
+            return cid
+    raise AssertionError("no id on shard 0")
+
+
+#: MAX_CONNECTIONS_PER_USER in this world: small enough to reach.
+LIMIT = 3
 
 
 # ---------------------------------------------------------------- the world under test
@@ -49,7 +62,10 @@ def label(event: dict[str, Any]) -> str:
     if not records:
         return "schedule"
     if records[0].get("eventSource") == "aws:sqs":
-        return "queue redelivery" if "recipients" in json.loads(records[0]["body"]) else "queue page"
+        body = json.loads(records[0]["body"])
+        if "topic" in body:
+            return "queue announce"
+        return "queue redelivery" if "recipients" in body else "queue page"
     return f"stream {records[0]['eventSourceARN'].split(':table/')[1].split('/')[0]}"
 
 
@@ -63,11 +79,13 @@ class World:
     values: tuple[dict, dict, dict]
     offset: list[float]
     stream_marks: dict[str, int]
+    announce_url: str = ""
+    announce_arn: str = ""
 
     def ghost(self, name: str, *, listening: bool = True, document: str = "roadmap") -> str:
         """A signed-in connection present in `document` (and, `listening`, subscribed to
         every stream), whose socket then closes without a `$disconnect`."""
-        cid = GHOST.format(name)
+        cid = ghost_id(name)
         status, _ = self.gw.connect(query={"token": token(name, name.title())}, cid=cid)
         assert status == 200
         if listening:
@@ -90,18 +108,27 @@ class World:
                 assert app.handler(streams.event(*fresh), LambdaContext()) == {"batchItemFailures": []}
 
     def drain(self, wait: int = 0) -> int:
-        """Every fan-out queue message visible (within `wait` seconds), through notify."""
-        from functions.notify import app
+        """Every fan-out and announce queue message visible (within `wait` seconds), through
+        notify and announce, until both queues are quiet."""
+        from functions.announce import app as announce
+        from functions.notify import app as notify
 
         handled = 0
-        while messages := self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
-                                                   WaitTimeSeconds=wait).get("Messages", []):
-            for message in messages:  # one per event: a page and a redelivery are told apart
-                assert app.handler(streams.sqs_event([message], self.queue_arn), LambdaContext()) == {
-                    "batchItemFailures": []}
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-            handled += len(messages)
-        return handled
+        while True:
+            round_ = 0
+            for url, arn, function in ((self.queue_url, self.queue_arn, notify),
+                                       (self.announce_url, self.announce_arn, announce)):
+                while messages := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10,
+                                                           WaitTimeSeconds=wait).get("Messages", []):
+                    for message in messages:  # one per event: a page and a redelivery are told apart
+                        assert function.handler(streams.sqs_event([message], arn), LambdaContext()) == {
+                            "batchItemFailures": []}
+                        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    round_ += len(messages)
+            handled += round_
+            if not round_:
+                return handled
+            wait = 0
 
 
 def template_values(dynamodb: Any, queues: dict[str, str], secret_arn: str) -> tuple[dict, dict, dict]:
@@ -136,13 +163,17 @@ def world(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worl
     sqs = boto3.client("sqs", region_name=REGION)
     url = sqs.create_queue(QueueName="fanout")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    announce_url = sqs.create_queue(QueueName="announce")["QueueUrl"]
+    announce_arn = sqs.get_queue_attributes(QueueUrl=announce_url,
+                                            AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="realtime/jwt", SecretString=SECRET)["ARN"]
     for name, value in {"FANOUT_QUEUE_URL": url, "FANOUT_PAGE_SIZE": "1", "JWT_SECRET": "",
-                        "JWT_SECRET_ARN": secret_arn}.items():
+                        "JWT_SECRET_ARN": secret_arn, "ANNOUNCE_QUEUE_URL": announce_url,
+                        "BROADCAST_INTERVAL_MS": "100", "MAX_CONNECTIONS_PER_USER": str(LIMIT)}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(broadcast, "REDELIVERY_DELAYS", (1, 1, 1, 1, 1))
-    recorder = Recorder(Arns(REGION, ACCOUNT, API_ID, STAGE, {url: arn}), gateway.stub)
+    recorder = Recorder(Arns(REGION, ACCOUNT, API_ID, STAGE, {url: arn, announce_url: announce_arn}), gateway.stub)
     with recorder.installed(monkeypatch):
         gateway.reset_runtime()
         for model in Model.__subclasses__():  # PynamoDB keeps a client per model: make new, hooked ones
@@ -156,8 +187,9 @@ def world(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worl
                             "$default": message.handler}
         offset = [0.0]
         runtime.app(gateway.stub.endpoint).clock = lambda: time.time() + offset[0]
-        values = template_values(gateway.dynamodb, {"FanoutQueue": arn}, secret_arn)
-        yield World(gateway, recorder, sqs, url, arn, values, offset, {"documents": 0, "comments": 0})
+        values = template_values(gateway.dynamodb, {"FanoutQueue": arn, "AnnounceQueue": announce_arn}, secret_arn)
+        yield World(gateway, recorder, sqs, url, arn, values, offset, {"documents": 0, "comments": 0},
+                    announce_url, announce_arn)
 
 
 def drive_everything(w: World) -> None:
@@ -176,8 +208,17 @@ def drive_everything(w: World) -> None:
         gw.send(cid, {"action": "subscribe", "stream": "comments", "document": "roadmap"})
     w.ghost("gina")
     gw.login("carl", "Carl")  # the count changes: gina is found gone and removed
+    w.drain()
     gw.login("alice", "Alice")
     anonymous = gw.anonymous()
+    # A user at MAX_CONNECTIONS_PER_USER: a ghost among their tabs is found gone and removed to
+    # make room; with every tab live, the next handshake is refused (429) and taken back.
+    tabs = [gw.login("max", "Max") for _ in range(LIMIT - 1)]
+    max_ghost = gw.connect(query={"token": token("max", "Max")}, cid=ghost_id("max"))[1]
+    gw.send(max_ghost, {"action": "subscribe", "stream": "users"})
+    gw.stub.unregister(max_ghost)
+    tabs.append(gw.login("max", "Max"))
+    assert gw.connect(query={"token": token("max", "Max")})[0] == 429
 
     # $default: every frame kind, and a presence change that meets a closed connection.
     w.ghost("gus")
@@ -190,6 +231,7 @@ def drive_everything(w: World) -> None:
                   {"action": "enter", "document": "nowhere", "phase": "edit"},  # not_found
                   {"action": "subscribe", "stream": "nope"}):  # bad_request
         gw.send(alice, frame)
+    w.drain()
     created = [gw.send(alice, {"action": "create", "stream": "comments", "id": n,
                                "data": {"document": "roadmap", "body": f"comment {n}"}}) for n in (1, 2)]
     pks = [next(f["payload"]["pk"] for f in frames if f["stream"] == "ack") for frames in created]
@@ -201,12 +243,16 @@ def drive_everything(w: World) -> None:
     gw.stub.unregister(stranger)
     gw.dynamodb.delete_item(TableName="connections", Key={"pk": {"S": f"c#{stranger}"}, "sk": {"S": "meta"}})
     gw.send(stranger, {"action": "heartbeat"})  # a connection the backend no longer knows
+    gw.send(tabs[0], {"action": "subscribe", "stream": "users"})
+    gw.stub.unregister(tabs[0])
+    gw.send(tabs[0], {"action": "heartbeat", "id": 2})  # its ack answers 410: it is removed
 
     # $disconnect: a user's last connection, holding presence, while a closed one listens.
     dave = gw.login("dave", "Dave")
     gw.send(dave, {"action": "enter", "document": "roadmap", "phase": "view"})
     w.ghost("gail")
     gw.disconnect(dave)
+    w.drain()
 
     # The stream records of the writes so far, and the fan-out pages queued so far.
     w.ghost("glen")
@@ -229,15 +275,27 @@ def drive_everything(w: World) -> None:
     # The sweep: closed connections silent for PRESENCE_TTL_SECONDS are asked about and
     # removed, live ones moved forward, expired presence deleted, the drifted counter repaired;
     # then a run whose budget is spent at once still counts what it left over.
+    # An announcement whose message is lost: the sweep makes it once it is overdue, and the
+    # roster it broadcasts has changed (alice entered, and heartbeats meanwhile).
+    w.offset[0] = 100
+    gw.send(alice, {"action": "enter", "document": "roadmap", "phase": "view"})
+    w.sqs.purge_queue(QueueUrl=w.announce_url)
+    for at in (150, 200):
+        w.offset[0] = at
+        gw.send(alice, {"action": "heartbeat"})
+    w.offset[0] = 230
+    assert gw.sweep()["expired_presence"] >= 1
     w.ghost("gil")  # found gone by the sweep's first broadcast
     w.ghost("gia", listening=False)  # only the sweep's GET @connections finds this one gone
-    gw.dynamodb.update_item(TableName="connections", Key={"pk": {"S": "counter"}, "sk": {"S": "users"}},
+    gw.dynamodb.update_item(TableName="connections", Key={"pk": {"S": keys.counter_shard("alice")},
+                                                          "sk": {"S": "users"}},
                             UpdateExpression="ADD n :n", ExpressionAttributeValues={":n": {"N": "5"}})
-    w.offset[0] = 61
+    # Past every idle deadline: closed connections are asked about and removed, live ones kept.
+    w.offset[0] = IDLE_GRACE_SECONDS + 1
     report = gw.sweep()
-    assert report["removed"] >= 1 and report["live"] >= 1 and report["expired_presence"] >= 1
+    assert report["removed"] >= 1 and report["live"] >= 1
     assert report["counter_repaired"] is True
-    w.offset[0] = 61 + 61
+    w.offset[0] = 2 * (IDLE_GRACE_SECONDS + 1)
     assert gw.sweep(BudgetSpent())["left_over"] >= 1
     w.drain()
 
@@ -252,6 +310,7 @@ ROUTES = {
     "MessageFunction": {"$default"},
     "DisconnectFunction": {"$disconnect", "schedule"},
     "NotifyFunction": {"stream documents", "stream comments", "queue page", "queue redelivery"},
+    "AnnounceFunction": {"queue announce"},
 }
 
 

@@ -161,7 +161,7 @@ def seed_ghosts(gw: ApiGateway, now: float) -> list[str]:
                                 UpdateExpression="ADD n :n", ExpressionAttributeValues={":n": {"N": str(count)}})
     due = now - 100 - GHOSTS + 60  # the oldest presence expired then: the room is due since
     gw.dynamodb.put_item(TableName="connections", Item=to_item({
-        "pk": keys.announcement_pk("$presence", "roadmap"), "sk": "pending", "due": due,
+        "pk": keys.announcement_pk("$presence", "roadmap"), "sk": "pending", "due": int(due),
         "deadline": int(due) + 120, "sweep": keys.stuck_shard("$presence", "roadmap"), "ttl": int(now) + 86400}))
     gw.stub.register(*ghosts[:LIVE_BUT_SILENT])
     return ghosts

@@ -49,8 +49,11 @@ FUNCTIONS = {
     "DisconnectFunction": "disconnect",
     "MessageFunction": "message",
     "NotifyFunction": "notify",
+    "AnnounceFunction": "announce",
 }
-BROADCASTERS = set(FUNCTIONS)  # every function may broadcast, so every one may queue pages
+#: The functions that broadcast (and so may queue fan-out pages); connect and message only
+#: mark what changed, and the announce function broadcasts it (realtime/announcing.py).
+BROADCASTERS = {"DisconnectFunction", "NotifyFunction", "AnnounceFunction"}
 
 ENVIRONMENT = {
     "REALTIME_APP", "CONNECTIONS_TABLE", "DOCUMENTS_TABLE", "COMMENTS_TABLE", "PHASES", "PRESENCE_TTL_SECONDS", "ALLOWED_ORIGINS",
@@ -58,6 +61,8 @@ ENVIRONMENT = {
     "JWT_SECRET_CACHE_SECONDS", "JWT_AUDIENCE_WAIVED", "JWT_TOKEN_USE", "JWT_MAX_AGE_SECONDS",
     "JWKS_CACHE_SECONDS", "JWKS_MIN_REFETCH_SECONDS",
     "DOCUMENT_FIELDS", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
+    "ANNOUNCE_QUEUE_URL", "BROADCAST_INTERVAL_MS", "GROUP_POST_BUDGET", "LIST_NAMES", "ROSTER_LIMIT",
+    "MAX_PRESENCE", "MAX_SUBSCRIPTIONS", "FRAME_RATE", "FRAME_BURST", "MAX_CONNECTIONS_PER_USER",
     "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     # Declared empty only so `sam local invoke --env-vars` may set them (events/README.md).
     "AWS_ENDPOINT_URL", "JWT_SECRET",
@@ -86,6 +91,8 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "RealtimeApi": API_ID, "ConnectionsTable": "Connections", "DocumentsTable": "Documents",
         "CommentsTable": "Comments",
         "FanoutQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Fanout",
+        "AnnounceQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Announce",
+        "AnnounceDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/AnnounceDlq",
         "FanoutDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/FanoutDlq",
         "NotifyFailureQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/NotifyFailure",
         "SweepFailureQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/SweepFailure",
@@ -98,6 +105,10 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "CommentsTable.Arn": table_arn("Comments"),
         "CommentsTable.StreamArn": table_arn("Comments") + "/stream/2026-01-01T00:00:00.000",
         "FanoutQueue.Arn": queue_arn("Fanout"),
+        "AnnounceQueue.Arn": queue_arn("Announce"),
+        "AnnounceDeadLetterQueue.Arn": queue_arn("AnnounceDlq"),
+        "AnnounceFunctionLogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/realtime/announce:*",
+        "AnnounceFunctionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/announce",
         "FanoutDeadLetterQueue.Arn": queue_arn("FanoutDlq"),
         "NotifyFailureQueue.Arn": queue_arn("NotifyFailure"),
         "SweepFailureQueue.Arn": queue_arn("SweepFailure"),
@@ -181,14 +192,18 @@ def test_template_is_a_sam_template() -> None:
 
 def assert_connection_indexes(indexes: dict[str, dict]) -> None:
     """The connections table's indexes as docs/data-model.md describes them: fan-out by
-    group (keys, user and ttl) and the sweep's last-seen index (keys only)."""
+    group and shard (keys, user and ttl), the sweep's deadline index (keys only), and the
+    user items by counter shard (with their connections, for the recount)."""
     assert indexes["by_group"]["KeySchema"] == [
         {"AttributeName": "grp", "KeyType": "HASH"}, {"AttributeName": "gsk", "KeyType": "RANGE"}]
     assert indexes["by_group"]["Projection"]["ProjectionType"] == "INCLUDE"
     assert sorted(indexes["by_group"]["Projection"]["NonKeyAttributes"]) == ["ttl", "uid"]
-    assert indexes["by_seen"]["KeySchema"] == [
-        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "seen", "KeyType": "RANGE"}]
-    assert indexes["by_seen"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    assert indexes["by_deadline"]["KeySchema"] == [
+        {"AttributeName": "sweep", "KeyType": "HASH"}, {"AttributeName": "deadline", "KeyType": "RANGE"}]
+    assert indexes["by_deadline"]["Projection"]["ProjectionType"] == "KEYS_ONLY"
+    assert indexes["by_counter"]["KeySchema"] == [
+        {"AttributeName": "cshard", "KeyType": "HASH"}, {"AttributeName": "pk", "KeyType": "RANGE"}]
+    assert indexes["by_counter"]["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["conns"]}
 
 
 def test_table_definitions_match_the_data_model() -> None:
@@ -200,11 +215,11 @@ def test_table_definitions_match_the_data_model() -> None:
     assert connections["KeySchema"] == [
         {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
     assert {a["AttributeName"]: a["AttributeType"] for a in connections["AttributeDefinitions"]} == {
-        "pk": "S", "sk": "S", "grp": "S", "gsk": "S", "sweep": "S", "seen": "N"}
+        "pk": "S", "sk": "S", "grp": "S", "gsk": "S", "sweep": "S", "deadline": "N", "cshard": "S"}
     indexes = {i["IndexName"]: i for i in connections["GlobalSecondaryIndexes"]}
-    assert set(indexes) == {"by_group", "by_seen"}
+    assert set(indexes) == {"by_group", "by_deadline", "by_counter"}
     assert_connection_indexes(indexes)
-    assert indexes["by_seen"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert indexes["by_deadline"]["Projection"] == {"ProjectionType": "KEYS_ONLY"}
     assert "StreamSpecification" not in connections
 
     documents = tables["DocumentsTable"]
@@ -257,19 +272,26 @@ def test_tables_created_in_moto_from_the_template() -> None:
 
     # The indexes answer the queries docs/data-model.md describes.
     client.put_item(TableName="t-connections", Item={
-        "pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users"}, "gsk": {"S": "A"},
+        "pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users#3"}, "gsk": {"S": "A"},
         "uid": {"S": "alice"}, "ttl": {"N": "2000000000"}})
     client.put_item(TableName="t-connections", Item={
-        "pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"}, "seen": {"N": "100"},
+        "pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"}, "deadline": {"N": "100"},
         "conn": {"S": "A"}, "name": {"S": "Alice"}})
+    client.put_item(TableName="t-connections", Item={
+        "pk": {"S": "u#alice"}, "sk": {"S": "user"}, "cshard": {"S": "n#5"}, "conns": {"SS": ["A"]}})
     members = client.query(TableName="t-connections", IndexName="by_group",
-                           KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "users"}})
-    assert members["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users"},
+                           KeyConditionExpression="grp = :g", ExpressionAttributeValues={":g": {"S": "users#3"}})
+    assert members["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "g#users"}, "grp": {"S": "users#3"},
                                  "gsk": {"S": "A"}, "uid": {"S": "alice"}, "ttl": {"N": "2000000000"}}]
-    stale = client.query(TableName="t-connections", IndexName="by_seen",
-                         KeyConditionExpression="sweep = :s AND seen < :t",
+    stale = client.query(TableName="t-connections", IndexName="by_deadline",
+                         KeyConditionExpression="sweep = :s AND deadline < :t",
                          ExpressionAttributeValues={":s": {"S": "s#3"}, ":t": {"N": "200"}})
-    assert stale["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"}, "seen": {"N": "100"}}]
+    assert stale["Items"] == [{"pk": {"S": "c#A"}, "sk": {"S": "meta"}, "sweep": {"S": "s#3"},
+                               "deadline": {"N": "100"}}]
+    users = client.query(TableName="t-connections", IndexName="by_counter",
+                         KeyConditionExpression="cshard = :s", ExpressionAttributeValues={":s": {"S": "n#5"}})
+    assert users["Items"] == [{"pk": {"S": "u#alice"}, "sk": {"S": "user"}, "cshard": {"S": "n#5"},
+                               "conns": {"SS": ["A"]}}]
 
 
 @mock_aws
@@ -452,7 +474,8 @@ def test_a_failed_sweep_is_kept_for_an_alarm_and_never_retried() -> None:
 
 
 RESERVED = {"ConnectFunction": "ConnectReservedConcurrency", "DisconnectFunction": "DisconnectReservedConcurrency",
-            "MessageFunction": "MessageReservedConcurrency", "NotifyFunction": "NotifyReservedConcurrency"}
+            "MessageFunction": "MessageReservedConcurrency", "NotifyFunction": "NotifyReservedConcurrency",
+            "AnnounceFunction": "AnnounceReservedConcurrency"}
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
@@ -495,16 +518,25 @@ def test_notifier_event_sources_and_queues() -> None:
     assert sqs["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert 1 <= sqs["BatchSize"] <= 10
 
-    fanout = props("FanoutQueue")
-    assert fanout["VisibilityTimeout"] >= 6 * SPECS["NotifyFunction"]["Timeout"]
-    assert fanout["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["FanoutDeadLetterQueue", "Arn"]}
-    assert 1 <= fanout["RedrivePolicy"]["maxReceiveCount"] <= 10
-    for name in ("FanoutQueue", "FanoutDeadLetterQueue", "NotifyFailureQueue"):
+    # The coalesced announcements: their own queue and function.
+    (announce,) = [e["Properties"] for e in SPECS["AnnounceFunction"]["Events"].values()]
+    assert announce["Queue"] == {"Fn::GetAtt": ["AnnounceQueue", "Arn"]}
+    assert announce["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert announce["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "AnnounceMaxConcurrency"}}
+
+    for queue, consumer, dead in (("FanoutQueue", "NotifyFunction", "FanoutDeadLetterQueue"),
+                                  ("AnnounceQueue", "AnnounceFunction", "AnnounceDeadLetterQueue")):
+        settings = props(queue)
+        assert settings["VisibilityTimeout"] >= 6 * SPECS[consumer]["Timeout"]
+        assert settings["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dead, "Arn"]}
+        assert 1 <= settings["RedrivePolicy"]["maxReceiveCount"] <= 10
+        # Dead letters outlive the messages they keep.
+        assert props(dead)["MessageRetentionPeriod"] >= settings.get("MessageRetentionPeriod", 345600)
+    for name in ("FanoutQueue", "FanoutDeadLetterQueue", "NotifyFailureQueue", "AnnounceQueue",
+                 "AnnounceDeadLetterQueue"):
         assert resource(name)["Type"] == "AWS::SQS::Queue"
         assert props(name).get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props(name)
-    # Dead letters outlive the messages they keep.
-    for name in ("FanoutDeadLetterQueue", "NotifyFailureQueue"):
-        assert props(name)["MessageRetentionPeriod"] >= fanout.get("MessageRetentionPeriod", 345600)
+    assert props("NotifyFailureQueue")["MessageRetentionPeriod"] >= props("FanoutQueue")["MessageRetentionPeriod"]
 
 
 def test_outputs() -> None:
@@ -520,6 +552,7 @@ def test_outputs() -> None:
     assert outputs["CommentsTableName"] == "Comments"
     assert outputs["CommentsTableArn"] == table_arn("Comments")
     assert outputs["FanoutQueueUrl"] == refs["FanoutQueue"]
+    assert outputs["AnnounceQueueUrl"] == refs["AnnounceQueue"]
 
 
 # --------------------------------------------------------------------------- handlers
@@ -615,10 +648,11 @@ def _management_arns(*verbs: str) -> set[str]:
     return {f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{API_ID}/{STAGE}/{verb}/@connections/*" for verb in verbs}
 
 
-#: The @connections verbs each function's code uses (tests/test_iam.py records them): every
-#: function posts; only the sweep asks about connections (GET); nothing closes one (DELETE).
-MANAGEMENT_VERBS = {"ConnectFunction": ("POST",), "DisconnectFunction": ("POST", "GET"),
-                    "MessageFunction": ("POST",), "NotifyFunction": ("POST",)}
+#: The @connections verbs each function's code uses (tests/test_iam.py records them): the
+#: sweep and `$connect` (a user at the connection limit) ask about connections (GET), every
+#: other function posts; nothing closes one (DELETE).
+MANAGEMENT_VERBS = {"ConnectFunction": ("GET",), "DisconnectFunction": ("POST", "GET"),
+                    "MessageFunction": ("POST",), "NotifyFunction": ("POST",), "AnnounceFunction": ("POST",)}
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
@@ -645,9 +679,10 @@ def test_iam_least_privilege(logical_id: str) -> None:
     assert connections not in grants.get("dynamodb:Scan", set())
     assert {"dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"} <= {
         a for a, r in grants.items() if connections in r}
-    assert connections + "/index/*" in grants["dynamodb:Query"]
+    if logical_id in BROADCASTERS:  # groups are read through by_group
+        assert connections + "/index/*" in grants["dynamodb:Query"]
     # An index is only ever queried.
-    assert {a for a, r in grants.items() if connections + "/index/*" in r} == {"dynamodb:Query"}
+    assert {a for a, r in grants.items() if connections + "/index/*" in r} <= {"dynamodb:Query"}
     # Documents are written by other services, never by this backend.
     for action, resources in grants.items():
         if documents in resources:
@@ -667,7 +702,8 @@ def test_iam_least_privilege(logical_id: str) -> None:
     if logical_id in BROADCASTERS:
         assert grants.get("sqs:SendMessage", set()) >= {fanout}
     sqs_resources = set().union(*(r for a, r in grants.items() if a.startswith("sqs:")))
-    assert sqs_resources <= {fanout, queue_arn("NotifyFailure")}
+    assert sqs_resources <= {fanout, queue_arn("Announce"), queue_arn("NotifyFailure")}
+    assert queue_arn("Announce") in grants.get("sqs:SendMessage", set()), "every function marks changes"
 
     # The token secret: nobody without the parameter.
     assert not any(a.startswith("secretsmanager:") for a in grants)
@@ -696,11 +732,14 @@ def test_iam_notifier_reads_only_its_stream_and_queue() -> None:
         assert grants[action] == streams, action
     for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"):
         assert grants[action] == {queue_arn("Fanout")}, action
-    assert grants["sqs:SendMessage"] == {queue_arn("Fanout"), queue_arn("NotifyFailure")}
+    assert grants["sqs:SendMessage"] == {queue_arn("Fanout"), queue_arn("Announce"), queue_arn("NotifyFailure")}
     assert grants["logs:PutLogEvents"] == {f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/realtime/notify:*"}
     for logical_id in set(FUNCTIONS) - {"NotifyFunction"}:
         other = _grants(_statements(logical_id))
-        assert not any(a in other for a in ("dynamodb:GetRecords", "sqs:ReceiveMessage")), logical_id
+        assert "dynamodb:GetRecords" not in other, logical_id
+        # Only the announce function consumes a queue besides the notifier: its own.
+        assert other.get("sqs:ReceiveMessage", set()) <= ({queue_arn("Announce")} if logical_id == "AnnounceFunction"
+                                                          else set()), logical_id
 
 
 def test_functions_with_pull_event_sources_have_explicit_roles() -> None:
@@ -890,7 +929,7 @@ def test_sam_expanded_template_is_least_privilege(secret_arn: str) -> None:
     assert set(stage["DefaultRouteSettings"]) >= {"ThrottlingBurstLimit", "ThrottlingRateLimit"}
     mappings = [resources[lid]["Properties"] for lid in by_type["AWS::Lambda::EventSourceMapping"]]
     assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
-        "CommentsTable", "DocumentsTable", "FanoutQueue"]
+        "AnnounceQueue", "CommentsTable", "DocumentsTable", "FanoutQueue"]
     assert by_type["AWS::Events::Rule"] == ["DisconnectFunctionSweep"]  # what SweepFailureQueuePolicy names
     (target,) = resources["DisconnectFunctionSweep"]["Properties"]["Targets"]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SweepFailureQueue", "Arn"]}}

@@ -180,7 +180,8 @@ class DocumentList(Stream):
     # ---- the announcement --------------------------------------------------------------
 
     def announce(self, key: str) -> BroadcastReport:
-        self._ensure_built()
+        if not self._is_built():  # nobody has subscribed yet: the first snapshot builds the list
+            return BroadcastReport()
         summaries = self._summaries()
         report = BroadcastReport()
         chunk: list[tuple[ListChange, Listed]] = []
@@ -247,10 +248,15 @@ class DocumentList(Stream):
         roster = summary.roster if summary else presence.empty_roster()
         return _json(fit(entry(listed.slug, listed.title, counts, roster, self.services.settings.list_names)))
 
+    def _is_built(self) -> bool:
+        if not getattr(self, "_built", False):
+            self._built = self.state.built()
+        return self._built
+
     def _ensure_built(self) -> None:
         """Once per table (and remembered per container): the documents written before any
         stream record reached the list."""
-        if getattr(self, "_built", False):
+        if self._is_built():
             return
         if not self.state.built():
             summaries = self._summaries()

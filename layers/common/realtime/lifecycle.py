@@ -80,12 +80,11 @@ class Lifecycle:
         return False
 
     def _remove_gone_connections_of(self, user_id: str, connection_id: str) -> bool:
-        removed = False
-        for other in sorted(self.services.counter.connections_of(user_id) - {connection_id}):
-            if self._is_gone(other):
-                self.publisher.publish(self.remover.remove(other))
-                removed = True
-        return removed
+        others = sorted(self.services.counter.connections_of(user_id) - {connection_id})
+        gone = self.services.sender.check_connections(others).gone
+        for other in gone:
+            self.publisher.publish(self.remover.remove(other))
+        return bool(gone)
 
     def receive(self, connection_id: str, body: str | bytes | None, *, is_base64: bool = False) -> None:
         """Handle one client frame; every outcome is an answer on the socket, never an exception."""
