@@ -44,6 +44,7 @@ $(SAM_VENV)/.installed:
 # >=1.57): tests/test_template.py lints the template with them. A stamp of its own, so an
 # existing .venv-sam gets it too.
 $(SAM_VENV)/.serverless-rules: $(SAM_VENV)/.installed
+	@mkdir -p $(LOG_DIR)
 	@{ $(SAM_VENV)/bin/python $(PIP) cfn-lint-serverless==0.3.6; } >>$(LOG_DIR)/install-sam.log 2>&1 \
 	 || { cat $(LOG_DIR)/install-sam.log; echo "make: the install failed (output above, also in $(LOG_DIR)/install-sam.log)"; exit 1; }
 	@touch $@
