@@ -108,7 +108,7 @@ def test_transient_throttling_is_absorbed_by_retries(gateway: ApiGateway, code: 
     healthy(gw)
 
 
-@pytest.mark.parametrize("operation", ["PutItem", "TransactWriteItems", "Query", "GetItem"])
+@pytest.mark.parametrize("operation", ["PutItem", "TransactWriteItems", "Query", "BatchGetItem"])
 def test_connect_failing_half_way_is_healed_by_the_sweep(gateway: ApiGateway, clock: list[float],
                                                          operation: str) -> None:
     """Throttled past the retries at any step of `$connect`: the handshake is refused (500),

@@ -71,7 +71,11 @@ class Arena:
 
 
 @pytest.fixture
-def arena(gateway: ApiGateway) -> Arena:
+def arena(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> Arena:
+    # Hundreds of frames from one connection while time stands still: past any frame rate.
+    # The allowance itself is tested on its own (tests/test_limits.py).
+    monkeypatch.setenv("FRAME_BURST", "100000")
+    gateway.reset_runtime()
     return Arena(gateway)
 
 
@@ -122,9 +126,10 @@ def check(arena: Arena, cid: str, body: Any, *, is_base64: bool, frame: Any, siz
             assert payload.get("id") == rid, (frame, payload)
         else:
             assert "id" not in payload, (frame, payload)
-        # A bad frame changes nothing: same table but for last-seen, and nobody hears of it.
+        # A bad frame changes nothing: same table but for the connection's liveness and frame
+        # allowance (every frame counts against it), and nobody hears of it.
         model = invariants.Model.read(gw.dynamodb)
-        assert model.without("seen") == before.without("seen"), frame
+        assert model.without("seen", "deadline", "tat") == before.without("seen", "deadline", "tat"), frame
         assert len(gw.stub.received(arena.wes)) == watcher_before, frame
     else:
         assert errors == [], (frame, replies)

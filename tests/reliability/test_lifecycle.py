@@ -2,9 +2,10 @@
 
 - Random histories of connects, disconnects, *missed* disconnects, presence, heartbeats,
   time passing and sweeps: after every step the table is consistent; after every sweep
-  nothing that was last known alive (its last frame, or a sweep's live answer) more than
-  PRESENCE_TTL_SECONDS before survives, the counter equals the users with a live socket
-  and a watcher's rosters equal the live presence items.
+  nothing that was last known alive (its last frame, or a sweep's live answer) longer ago
+  than its grace survives (PRESENCE_TTL_SECONDS while it held presence, the idle grace
+  otherwise: idle clients heartbeat every 5 minutes), the counter equals the users with a
+  live socket and a watcher's rosters equal the live presence items.
 - Connects and disconnects of the same users racing on real threads against moto in
   server mode (each DynamoDB request atomic, as in DynamoDB; the interleaving between
   requests is the threads').
@@ -22,11 +23,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from realtime.connections import IDLE_GRACE_SECONDS
 from tests.apigw import ApiGateway
 from tests.reliability import invariants
 from tests.reliability.conftest import fuzz_settings
 
 TTL = 60
+IDLE = IDLE_GRACE_SECONDS
 STATS = {"presence": 0}  # sanity: the histories do reach presence
 DOCS = ("d1", "d2")
 USERS = ("amy", "ben", "cat")
@@ -66,7 +69,13 @@ def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list
     gw.send(watcher, {"action": "subscribe", "stream": "documents"})
     mine: list[str] = []
     seen: dict[str, float] = {}
+    holds: dict[str, set[tuple[str, str]]] = {}  # what each connection held at its last frame
     vanished: set[str] = set()
+
+    asked: set[str] = set()  # answered live by the sweep since their last frame: an idle grace
+
+    def grace(cid: str) -> float:
+        return TTL if holds.get(cid) and cid not in asked else IDLE
 
     def now() -> float:
         return clock[0]
@@ -85,6 +94,7 @@ def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list
             cid = gw.login(user, user.title()) if user else gw.anonymous()
             mine.append(cid)
             seen[cid] = now()
+            holds[cid] = set()
         elif kind in ("disconnect", "vanish"):
             cid = pick(step[1])
             if cid:
@@ -97,20 +107,24 @@ def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list
                 frame: dict[str, Any] = {"action": kind}
                 if kind != "heartbeat":
                     frame.update(document=step[2], phase=step[3])
-                gw.send(cid, frame)
+                answers = gw.send(cid, frame)
                 seen[cid] = now()
+                asked.discard(cid)
+                if kind != "heartbeat" and not any(f["stream"] == "error" for f in answers):
+                    getattr(holds.setdefault(cid, set()), "add" if kind == "enter" else "discard")(step[2:4])
         elif kind == "wait":
             clock[0] += step[1]
             gw.send(watcher, {"action": "heartbeat"})
         else:
             gw.sweep()
             model = invariants.Model.read(gw.dynamodb)
-            for cid in vanished:  # the healing bound: silent for PRESENCE_TTL_SECONDS, then one sweep
-                if now() - seen[cid] > TTL:
-                    assert cid not in model.connections, "ghost outlived PRESENCE_TTL_SECONDS + one sweep"
+            for cid in vanished:  # the healing bound: silent for its grace, then one sweep
+                if now() - seen[cid] > grace(cid):
+                    assert cid not in model.connections, "ghost outlived its grace + one sweep"
             for cid in mine:  # the sweep asked about the silent live ones: they were alive now
-                if cid not in vanished and gw.stub.is_live(cid) and now() - seen[cid] >= TTL:
+                if cid not in vanished and gw.stub.is_live(cid) and now() - seen[cid] >= grace(cid):
                     seen[cid] = now()
+                    asked.add(cid)
             live_now = {slug: roster for slug, roster in model.live_rosters(gw_now(gw)).items()}
             for slug in DOCS:
                 shown = latest_entry(gw, watcher, slug)
@@ -122,7 +136,7 @@ def test_random_histories_heal_within_the_bound(gateway: ApiGateway, clock: list
         STATS["presence"] += len(model.presence)
 
     # Finally: long enough for every ghost, then one sweep: the counter is exact.
-    clock[0] += TTL + 1
+    clock[0] += IDLE + 1
     for cid in [watcher, *mine]:
         if gw.stub.is_live(cid):
             gw.send(cid, {"action": "heartbeat"})

@@ -52,6 +52,10 @@ def tables(stack: Stack | StackProcess) -> tuple[Any, str, str]:
     return stack.client("dynamodb"), names["ConnectionsTable"], names["DocumentsTable"]
 
 
+#: Streams whose frames are coalesced state broadcasts: they answer no frame in particular.
+STATE_STREAMS = ("users", "documents", "document")
+
+
 class Probe:
     """One persistent socket on a private event loop, driven synchronously by hypothesis."""
 
@@ -160,8 +164,8 @@ def test_gateway_structured_frames(stack: Stack, probe: Probe, frame: dict, as_t
     assert close is None
     errors = [f for f in frames if f["stream"] == "error"]
     assert len(errors) <= 1
-    if errors:
-        assert frames == errors  # an error frame is the only answer
+    if errors:  # an error frame is the only answer (state broadcasts, coalesced, may arrive any time)
+        assert [f for f in frames if f["stream"] not in STATE_STREAMS] == errors
     check_table(stack)
 
 

@@ -130,7 +130,9 @@ class Connections:
     def register(self, connection_id: str, *, user_id: str | None, name: str | None,
                  connected_at_ms: int, now: float) -> Connection:
         ttl = int(connected_at_ms / 1000) + CONNECTION_LIFETIME_SECONDS + CONNECTION_TTL_MARGIN_SECONDS
-        deadline = int(now) + IDLE_GRACE_SECONDS
+        # Heard from soon (its first frames, subscribes, follow at once) or asked about: a
+        # handshake that failed half way leaves a record no frame will ever touch.
+        deadline = int(now) + self.presence_grace
         record = Connection(connection_id, user_id, name, connected_at_ms, int(now), deadline, ttl)
         self.client.put_item(
             TableName=self.table,
