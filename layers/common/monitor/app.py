@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from realtime.application import Application
 from realtime.streams import CounterStream
 
+from monitor.alerts import Alerts
 from monitor.comments import CommentBinding
 from monitor.documents import DocumentBinding
 from monitor.presence import DocumentList, DocumentRooms, DocumentRoster
@@ -31,4 +32,5 @@ def application(environment: Mapping[str, str]) -> Application:
     app.register(roster)
     app.register(documents)
     app.register(comments)
+    app.register(Alerts())
     return app

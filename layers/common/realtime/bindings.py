@@ -192,10 +192,11 @@ class Binding(Stream, Generic[M]):
                 data[name] = jsonable(value)
         return data
 
-    def event(self, action: str, instance: M, data: Mapping[str, Any], seq: str) -> bytes:
-        """A notification frame: `{"action", "model", "pk", "data", "seq"}` on this stream."""
+    def event(self, action: str, instance: M, data: Mapping[str, Any], seq: str, cursor: str | None = None) -> bytes:
+        """A notification frame: `{"action", "model", "pk", "data", "seq"}` on this stream (and
+        its history `cursor` beside the payload when the stream keeps history)."""
         return self.frame({"action": action, "model": self.wire_model, "pk": self.pk(instance),
-                           "data": dict(data), "seq": seq})
+                           "data": dict(data), "seq": seq}, cursor)
 
     def actions(self) -> Mapping[str, Any]:
         from realtime.writes import write_actions
