@@ -92,6 +92,16 @@ def test_a_subscribe_with_since_replays_what_was_missed_in_order_then_live_goes_
     assert (live["payload"]["pk"], live["cursor"] > replayed[-1]["cursor"]) == ("three", True)
 
 
+def test_the_acks_cursor_replays_nothing_sent_before_the_subscribe(gateway: ApiGateway, pump: Pump) -> None:
+    gw = gateway
+    gw.put_document("before", "Before")
+    pump()
+    bob = gw.login("bob")
+    cursor = ack_of(subscribe(gw, bob))["cursor"]
+    bob = reconnect(gw, bob, "bob")
+    assert [f["stream"] for f in subscribe(gw, bob, since=cursor)] == ["ack"]
+
+
 def test_a_replay_resumes_after_the_last_cursor_the_page_saw(gateway: ApiGateway, pump: Pump) -> None:
     gw = gateway
     bob = gw.login("bob", "Bob")

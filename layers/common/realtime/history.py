@@ -33,9 +33,9 @@ from realtime.deliveries import Delivery, delivery_from_message
 from realtime.dynamo import query_pages
 
 CURSOR = re.compile(r"\d{13}(?:[0-9a-f]{12})?")
-#: How far behind the clock a position is put. A message's cursor is taken just before its
-#: log entry is written (retries included), so an entry older than this is never written
-#: after a reader has looked: a position this far back misses nothing.
+#: How far behind the clock a replay's end is put. A message's cursor is taken just before
+#: its log entry is written (retries included), so an entry older than this is never
+#: written after the replay has read the log: a position this far back misses nothing.
 SKEW_SECONDS = 5
 #: A cursor further ahead of the clock than this was not issued here.
 FUTURE_SECONDS = 60
@@ -57,9 +57,9 @@ def cursor_seconds(cursor: str) -> float:
     return int(cursor[:13]) / 1000
 
 
-def position(now: float) -> str:
-    """A place in every log: after everything logged before `now - SKEW_SECONDS`."""
-    return f"{max(0, int((now - SKEW_SECONDS) * 1000)):013d}"
+def position(now: float, behind: float = 0.0) -> str:
+    """A place in every log: after everything logged before `now - behind` (seconds)."""
+    return f"{max(0, int((now - behind) * 1000)):013d}"
 
 
 class Cursors:

@@ -67,6 +67,8 @@ class Catchup:
         if since is None:
             for payload in snapshot():
                 self.reply(connection.connection_id, stream.frame(payload))
+            # From the subscribe on: a message sent from now on reaches this connection live
+            # (it joined already) and is logged first, so a replay from here misses nothing.
             return {"cursor": logs.position(now)} if history is not None else None
         replay = history.after(groups, since, now) if history is not None else logs.Replay(reset=True)
         if replay.reset:
@@ -75,8 +77,10 @@ class Catchup:
             return None
         if not self._send(stream, subscription, connection, replay):
             return None
+        # Everything after `since` was read: the ack may move past it, up to entries that
+        # can no longer be written behind the read (`SKEW_SECONDS`).
         last = replay.entries[-1].cursor if replay.entries else since
-        return {"cursor": max(last, since, logs.position(now))}
+        return {"cursor": max(last, since, logs.position(now, logs.SKEW_SECONDS))}
 
     def _send(self, stream: Stream, subscription: Subscription, connection: Connection, replay: logs.Replay) -> bool:
         """The replay's frames, one at a time (in order). A frame that cannot be delivered
