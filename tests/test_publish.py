@@ -87,7 +87,8 @@ def test_an_event_to_a_user_reaches_each_of_their_subscribed_connections_and_no_
     assert answer == {"delivered": 2, "rejected": None}
     for cid in (tab1, tab2):
         (frame,) = alerts(gw, cid)
-        assert frame["payload"] == {"text": "Your export is ready"} and set(frame) == {"stream", "payload", "cursor"}
+        assert frame["payload"] == {"text": "Your export is ready"}
+        assert set(frame) == {"stream", "payload", "cursor", "event"}
     assert alerts(gw, other) == [] and gw.frames(unsubscribed) == []
 
 
@@ -138,6 +139,18 @@ def test_an_event_to_a_user_is_replayed_to_that_user_only(gateway: ApiGateway, b
     assert replayed == {"alice": ["for alice", "for everyone"], "bob": ["for everyone"]}
 
 
+def test_an_event_delivered_twice_carries_its_event_id_both_times(gateway: ApiGateway, bus: Bus) -> None:
+    """EventBridge and Lambda retry with the same event: a page drops the second copy by its `event`."""
+    gw = gateway
+    cid = subscribed(gw, "alice")
+    event = published_event("alerts", {"user": "alice"}, {"text": "once"})
+    bus.deliver(event)
+    bus.deliver(event)  # a retry after a fault that struck once the event was sent
+    first, second = alerts(gw, cid)
+    assert first["event"] == second["event"] == event["id"]
+    assert first["cursor"] != second["cursor"]
+
+
 def test_an_event_is_logged_once_for_its_target_group(gateway: ApiGateway, bus: Bus) -> None:
     gw = gateway
     for _ in range(3):
@@ -185,6 +198,7 @@ OVERSIZED = {"blob": "x" * (32 * 1024)}
     (bus_event(detail_type="realtime.publish", source="t",
                detail={"stream": "alerts", "to": {"group": "alerts"}, "payload": {}, "extra": 1}), "bad_detail"),
     (bus_event(detail_type="realtime.publish", source="t", detail="not an object"), "bad_detail"),
+    ({**published_event("alerts", {"group": "alerts"}, {}), "id": None}, "not_an_event"),
     (bus_event(detail_type="Something Else", source="t",
                detail={"stream": "alerts", "to": {"group": "alerts"}, "payload": {}}), "not_an_event"),
 ], ids=lambda v: v if isinstance(v, str) else None)
@@ -204,7 +218,7 @@ def test_an_invalid_event_is_refused_dead_lettered_counted_and_never_delivered(
     assert {cid: len(gw.frames(cid)) for cid in listeners} == before
     (letter,) = bus.dead_letters()
     assert letter["reason"] == reason and letter["message"]
-    assert letter["event"]["id"] == event["id"]
+    assert letter["event"] == event
     (record,) = refusals
     assert record.reason == reason and "blob" not in record.getMessage()
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]

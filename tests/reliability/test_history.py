@@ -3,7 +3,7 @@ revoked between a message and its replay, and live delivery racing the replay.
 
 The client side is modelled from docs/protocol.md ("Catch-up"): a page keeps the highest
 `seq` per (stream, model, pk) and drops binding events that are not higher, and drops a
-published event whose `cursor` it has seen. With that rule, every message logged after the
+published event whose `event` id it has seen. With that rule, every message logged after the
 page's cursor reaches it exactly once, whatever the interleaving of live delivery and replay.
 """
 
@@ -49,7 +49,7 @@ class Page:
 
     def __init__(self) -> None:
         self.seqs: dict[str, int] = {}
-        self.cursors: set[str] = set()
+        self.events: set[str] = set()
         self.shown: list[dict[str, Any]] = []
 
     def take(self, frames: list[dict[str, Any]]) -> None:
@@ -62,10 +62,10 @@ class Page:
                 if int(payload["seq"]) <= self.seqs.get(key, -1):
                     continue
                 self.seqs[key] = int(payload["seq"])
-            elif frame.get("cursor") is not None:
-                if frame["cursor"] in self.cursors:
+            elif frame.get("event") is not None:
+                if frame["event"] in self.events:
                     continue
-                self.cursors.add(frame["cursor"])
+                self.events.add(frame["event"])
             self.shown.append(frame)
 
 

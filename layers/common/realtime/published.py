@@ -13,9 +13,10 @@ that kind of target, `Stream.publish`), then delivers it through the one fan-out
 - `connection`: that connection, if it is subscribed to the stream (a member of the
   stream's own group).
 
-On a stream that keeps history the frame carries a cursor and the event is logged for the
-target group (a user's group included) before it is sent; an event to one connection is
-not logged (a connection that reconnects is another connection).
+Every frame carries the EventBridge event's id as `event` (constant across retries: pages
+de-duplicate on it). On a stream that keeps history the frame carries a cursor too and
+the event is logged for the target group (a user's group included) before it is sent; an
+event to one connection is not logged (a connection that reconnects is another connection).
 
 An event that fails a check is never delivered and never retried: its reason is logged
 (never its payload), counted (`PublishRejected`, `PublishRejected.<reason>`) and the event
@@ -26,6 +27,7 @@ destination apply.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -56,6 +58,7 @@ TARGETS = ("group", "user", "connection")
 RESERVED_KEYS = ("reset", "removed")
 MAX_GROUP_CHARS = 512
 CONNECTION_ID = re.compile(r"[A-Za-z0-9+/=_-]{1,128}")
+EVENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 #: SQS refuses messages over 256 KiB: a dead letter that would be larger keeps the event without its payload.
 MAX_DEAD_LETTER_BYTES = 250_000
 
@@ -87,6 +90,9 @@ class Publication:
     kind: str  # "group", "user" or "connection"
     target: str
     payload: Mapping[str, Any]
+    #: The EventBridge event's id: the same across EventBridge's and Lambda's retries, so a
+    #: page drops a second copy by it (the frame's `event`).
+    event_id: str | None = None
 
     def detail(self) -> dict[str, Any]:
         return {"stream": self.stream, "to": {self.kind: self.target}, "payload": dict(self.payload)}
@@ -204,6 +210,10 @@ class Publications:
         if not isinstance(event, Mapping) or event.get("detail-type") != DETAIL_TYPE:
             raise Rejected(NOT_AN_EVENT, f"not an EventBridge event with detail-type {DETAIL_TYPE!r}")
         publication = parse(event.get("detail"))
+        event_id = event.get("id")
+        if not isinstance(event_id, str) or not EVENT_ID.fullmatch(event_id):
+            raise Rejected(NOT_AN_EVENT, "the event has no id")
+        publication = dataclasses.replace(publication, event_id=event_id)
         return publication, accepted_by(self.application.streams.get(publication.stream), publication)
 
     def refuse(self, event: Any, rejected: Rejected) -> None:
@@ -222,7 +232,7 @@ class Publications:
         now = services.clock()
         history = services.history if stream.history and publication.kind != "connection" else None
         cursor = history.cursor(now) if history is not None else None
-        frame = protocol.encode_frame(stream.name, dict(publication.payload), cursor)
+        frame = protocol.encode_frame(stream.name, dict(publication.payload), cursor, publication.event_id)
         delivery = EventDelivery(frame, None if stream.anonymous else Audience.members())
         if publication.kind == "connection":
             report = services.broadcaster.send_queued(
