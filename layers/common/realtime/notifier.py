@@ -10,7 +10,9 @@ The binding's `changed` hook then lets state streams derived from the table (a l
 roster) say what the change means for them.
 
 Every decision is a serialisable `Delivery`, so pages of a large group delivered later
-from the fan-out queue apply exactly the decision taken for the first page.
+from the fan-out queue apply exactly the decision taken for the first page. On a binding
+that keeps history the frames carry the change's cursor, and the delivery is logged once
+per group, before it is sent (`realtime.history`), for pages that reconnect.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ application's presence rooms; any other action is one a stream declares (a bindi
 
 `resolve` validates everything a frame says before anything is read or written, so a
 malformed frame is answered `bad_request` even from a connection that is not registered;
-the returned `Route` then does the work.
+the returned `Route` then does the work. A subscribe joins every group of the subscription
+(`Stream.groups`), then sends the snapshot, or on a stream that keeps history the replay
+after its `since` (`realtime.replay`).
 """
 
 from __future__ import annotations
