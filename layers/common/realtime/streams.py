@@ -37,7 +37,10 @@ class Publish:
     """Which published events (EventBridge `realtime.publish`, `realtime.published`) a
     stream accepts: to a group matching one of `groups` (shell-style patterns over group
     names, e.g. ``"alerts"``, ``"team/*"``), to a user's connections (`users`), to one
-    connection (`connections`)."""
+    connection (`connections`: one subscribed to the stream's own group).
+
+    A user has one group per stream, joined by each of their subscriptions of it: meant for
+    streams whose subscriptions take no parameters (unsubscribing one leaves the group)."""
 
     groups: tuple[str, ...] = ()
     users: bool = False
