@@ -48,6 +48,7 @@ if str(ROOT) not in sys.path:
 CONNECTIONS = "connections"
 DOCUMENTS = "documents"
 COMMENTS = "comments"
+HISTORY = "history"
 LAST: dict[str, Any] = {}  # the last full run's figures in this process (`python -m bench cost` reads them)
 
 ENV = {
@@ -57,6 +58,7 @@ ENV = {
     "POWERTOOLS_METRICS_NAMESPACE": "RealtimeBench", "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "ERROR",
     "CONNECTIONS_TABLE": CONNECTIONS, "DOCUMENTS_TABLE": DOCUMENTS, "COMMENTS_TABLE": COMMENTS,
+    "HISTORY_TABLE": HISTORY,
     "PHASES": "view,edit,review", "PRESENCE_TTL_SECONDS": "60", "ALLOWED_ORIGINS": "",
     "FANOUT_PAGE_SIZE": "1000",
 }
@@ -321,7 +323,8 @@ class Row:
 
 def run(quick: bool = False, write_doc: bool | None = None) -> dict:
     saved = {k: os.environ.get(k) for k in list(ENV) + list(UNSET) + ["WEBSOCKET_ENDPOINT", "JWT_SECRET",
-                                                                       "FANOUT_QUEUE_URL"]}
+                                                                       "FANOUT_QUEUE_URL",
+                                                                       "PUBLISH_DEAD_LETTER_QUEUE_URL"]}
     os.environ.update(ENV)
     for k in UNSET:
         os.environ.pop(k, None)
@@ -353,15 +356,18 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
         stub = stack.enter_context(ManagementStub(accept_all=True, record_bodies=False))
         raw = boto3.client("dynamodb", region_name="us-east-1")
         create_tables(raw, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS,
-                                  "CommentsTable": COMMENTS})
+                                  "CommentsTable": COMMENTS, "HistoryTable": HISTORY})
         sqs_raw = boto3.client("sqs", region_name="us-east-1")
         queue_url = sqs_raw.create_queue(QueueName="fanout")["QueueUrl"]
+        os.environ["PUBLISH_DEAD_LETTER_QUEUE_URL"] = sqs_raw.create_queue(QueueName="publish-dlq")["QueueUrl"]
         queue_arn = sqs_raw.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         os.environ.update({"WEBSOCKET_ENDPOINT": stub.endpoint, "JWT_SECRET": SECRET, "FANOUT_QUEUE_URL": queue_url})
         gw = ApiGateway(raw, stub)
         gw.reset_runtime()
         stack.callback(gw.reset_runtime)
+        from devtools.stack.events import published_event
         from functions.notify import app as notify
+        from functions.publish import app as publish
         from realtime import runtime
 
         app = runtime.app(stub.endpoint)
@@ -411,12 +417,50 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
         for stream, minimum, why in (
                 ("users", 3, "touch (UpdateItem); membership (PutItem); the counter (GetItem)"),
                 ("documents", 4, "touch; membership; every roster (Query of the presence partition); the documents (Scan)"),
-                ("notifications", 2, "touch; membership")):
+                ("notifications", 2, "touch; membership (the ack's cursor is the clock: no read)")):
             measure(f"subscribe `{stream}`", lambda s=stream: gw.send(a, {"action": "subscribe", "stream": s, "id": 1}),
                     minimum, why)
         measure("subscribe `document`", lambda: gw.send(a, {"action": "subscribe", "stream": "document",
                                                              "document": "roadmap", "id": 1}),
                 4, "touch; the document (GetItem, may they read it); membership; its roster (Query)")
+        # ---- catch-up and published events (streams that keep history)
+        replay_seq = [10**19]
+
+        def missed_notifications(k: int) -> str:
+            """The cursor of a page gone while `k` documents changed (what its subscribe's ack said:
+            the stub keeps no bodies here)."""
+            from realtime.history import position
+
+            cursor = position(app.clock())
+            for i in range(k):
+                replay_seq[0] += 1
+                notify.handler(streams.event(streams.record(
+                    "MODIFY", "roadmap", old=streams.image(title="Roadmap", abstract=f"v{i}"),
+                    new=streams.image(title="Roadmap", abstract=f"v{i + 1}"), seq=str(replay_seq[0]))), LambdaContext())
+            return cursor
+
+        for k in (10, 100):
+            since = missed_notifications(k)
+            back = gw.login("returning", "Returning")
+            measure(f"subscribe `notifications` with `since`: {k} missed notifications replayed",
+                    lambda c=back, s=since: gw.send(c, {"action": "subscribe", "stream": "notifications",
+                                                        "since": s, "id": 1}),
+                    3, "touch; membership; the log after the cursor (one strongly consistent Query per 1 MB, "
+                       "`REPLAY_LIMIT` + 1 items at most)")
+            gw.disconnect(back)
+        measure("subscribe `alerts` (signed in)", lambda: gw.send(a, {"action": "subscribe", "stream": "alerts", "id": 1}),
+                3, "touch; membership of `alerts` and of the user's group `alerts/user/<uid>` (what `to: {user}` reaches)")
+        measure("published event to a user (1 subscribed connection)",
+                lambda: publish.handler(published_event("alerts", {"user": "alice"}, {"text": "Your export is ready"}),
+                                        LambdaContext()),
+                2, "the log entry (PutItem: one per event, not per recipient); the user's group (Query)")
+        measure("published event to the group `alerts` (1 subscriber)",
+                lambda: publish.handler(published_event("alerts", {"group": "alerts"}, {"text": "Maintenance"}),
+                                        LambdaContext()),
+                2, "the log entry (PutItem); the group (Query)")
+        measure("published event refused (undeclared stream)",
+                lambda: publish.handler(published_event("nope", {"group": "alerts"}, {"text": "x"}), LambdaContext()),
+                0, "none: refused before any read; one SQS SendMessage to the dead-letter queue")
         measure("heartbeat, no presence held", lambda: gw.send(a, {"action": "heartbeat", "id": 1}), 1,
                 "touch (UpdateItem returning the record)")
         measure("enter (roster changes; 1 subscriber on each of the document's streams)",
@@ -487,7 +531,7 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
             seed(n)
             pages = math.ceil(n / 1000)
             queued = pages - 1
-            minimum = pages
+            minimum = pages + 1  # + the log entry: one per notification, whatever N
             extra = ""
             full = (n - 1000) // 1000 if n > 1000 else 0
             if queued:
@@ -499,11 +543,13 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                           "`LastEvaluatedKey`, which the consumer follows (it could stop at the range's last key)")
             measure(f"notification, N = {n:,}: public document, a field changed (MODIFY)",
                     lambda: notify_record("MODIFY", "roadmap", doc_old, doc_new), minimum,
-                    "the `notifications` group (Query, 1 per 1,000 members, eventually consistent on `by_group`)",
+                    "the log entry (PutItem, one per notification whatever N: `notifications` keeps history); the "
+                    "`notifications` group (Query, 1 per 1,000 members, eventually consistent on `by_group`)",
                     extra, into=notif)
             measure(f"notification, N = {n:,}: private document (owner + 2 readers), a field changed",
                     lambda: notify_record("MODIFY", "pay", private, private2), minimum,
-                    "the same group read: who may read is decided per member from the stream image", extra, into=notif)
+                    "the log entry and the same group read: who may read is decided per member from the stream "
+                    "image (and again, per subscriber, from the logged decision when it is replayed)", extra, into=notif)
             measure(f"notification, N = {n:,}: new public document (INSERT)",
                     lambda: notify_record("INSERT", f"new{n}", None, doc_new), minimum + 2,
                     "the group as above; the concurrency monitor: the `documents` group (Query) and the new "
@@ -535,7 +581,8 @@ def markdown(rows: list[Row], notif: list[Row], quick: bool) -> str:
             sqs = ", ".join(f"{k} ×{v}" for k, v in u.sqs.items())
             out.append((r.name, u.count, u.ops() + (f"; SQS: {sqs}" if sqs else ""), fmt_units(u.rru),
                         fmt_units(u.wru) + (f" ({fmt_units(u.gsi_wru)} index)" if u.gsi_wru else ""), u.posts,
-                        r.minimum, f"{u.count / r.minimum:.2f}x", r.why, note or "none"))
+                        r.minimum, f"{u.count / r.minimum:.2f}x" if r.minimum else ("1.00x" if not u.count else "-"),
+                        r.why, note or "none"))
         return table(["operation", "requests", "which (✗ = condition failed / cancelled)", "read units",
                       "write units", "@connections posts", "minimum requests", "ratio", "the minimum, from the data model",
                       "extra requests, explained"], out, "lrlrrrrrll")

@@ -33,6 +33,7 @@ from tests.apigw import SECRET, ApiGateway  # noqa: E402
 CONNECTIONS = "connections"
 DOCUMENTS = "documents"
 COMMENTS = "comments"
+HISTORY = "history"
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def aws() -> Iterator[None]:
 def dynamodb(aws: None):
     client = boto3.client("dynamodb", region_name="us-east-1")
     create_tables(client, names={"ConnectionsTable": CONNECTIONS, "DocumentsTable": DOCUMENTS,
-                                 "CommentsTable": COMMENTS})
+                                 "CommentsTable": COMMENTS, "HistoryTable": HISTORY})
     return client
 
 
@@ -62,6 +63,7 @@ def gateway(dynamodb, stub: ManagementStub, monkeypatch: pytest.MonkeyPatch) -> 
         "CONNECTIONS_TABLE": CONNECTIONS,
         "DOCUMENTS_TABLE": DOCUMENTS,
         "COMMENTS_TABLE": COMMENTS,
+        "HISTORY_TABLE": HISTORY,
         "WEBSOCKET_ENDPOINT": stub.endpoint,
         "JWT_SECRET": SECRET,
         "PHASES": "view,edit,review",

@@ -50,6 +50,7 @@ FUNCTIONS = {
     "MessageFunction": "message",
     "NotifyFunction": "notify",
     "AnnounceFunction": "announce",
+    "PublishFunction": "publish",
 }
 #: The functions that broadcast (and so may queue fan-out pages); connect and message only
 #: mark what changed, and the announce function broadcasts it (realtime/announcing.py).
@@ -63,6 +64,7 @@ ENVIRONMENT = {
     "DOCUMENT_FIELDS", "FANOUT_PAGE_SIZE", "FANOUT_QUEUE_URL", "POWERTOOLS_SERVICE_NAME",
     "ANNOUNCE_QUEUE_URL", "BROADCAST_INTERVAL_MS", "GROUP_POST_BUDGET", "LIST_NAMES", "ROSTER_LIMIT",
     "MAX_PRESENCE", "MAX_SUBSCRIPTIONS", "FRAME_RATE", "FRAME_BURST", "MAX_CONNECTIONS_PER_USER",
+    "HISTORY_TABLE", "HISTORY_HOURS", "REPLAY_LIMIT", "PUBLISH_DEAD_LETTER_QUEUE_URL",
     "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
     # Declared empty only so `sam local invoke --env-vars` may set them (events/README.md).
     "AWS_ENDPOINT_URL", "JWT_SECRET",
@@ -89,7 +91,9 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
         "AWS::StackName": "realtime", "AWS::URLSuffix": "amazonaws.com",
         "RealtimeApi": API_ID, "ConnectionsTable": "Connections", "DocumentsTable": "Documents",
-        "CommentsTable": "Comments",
+        "CommentsTable": "Comments", "HistoryTable": "History", "RealtimeEventBus": "realtime-realtime",
+        "PublishDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/PublishDlq",
+        "PublishFunction": "realtime-PublishFunction", "PublisherPolicy": f"arn:aws:iam::{ACCOUNT}:policy/publisher",
         "FanoutQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Fanout",
         "AnnounceQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/Announce",
         "AnnounceDeadLetterQueue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/AnnounceDlq",
@@ -113,6 +117,10 @@ def local_values(**parameters: str) -> tuple[dict, dict, dict]:
         "NotifyFailureQueue.Arn": queue_arn("NotifyFailure"),
         "SweepFailureQueue.Arn": queue_arn("SweepFailure"),
         "DisconnectFunctionSweep.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/realtime-sweep",
+        "HistoryTable.Arn": table_arn("History"),
+        "PublishDeadLetterQueue.Arn": queue_arn("PublishDlq"),
+        "PublishRule.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/realtime-realtime/publish",
+        "RealtimeEventBus.Arn": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/realtime-realtime",
         "NotifyFunctionLogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/realtime/notify:*",
         "NotifyFunctionRole.Arn": f"arn:aws:iam::{ACCOUNT}:role/notify",
         "ApiAccessLogGroup.Arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:access:*",
@@ -208,7 +216,7 @@ def assert_connection_indexes(indexes: dict[str, dict]) -> None:
 
 def test_table_definitions_match_the_data_model() -> None:
     tables = table_definitions(TEMPLATE)
-    assert set(tables) == {"ConnectionsTable", "DocumentsTable", "CommentsTable"}
+    assert set(tables) == {"ConnectionsTable", "DocumentsTable", "CommentsTable", "HistoryTable"}
 
     connections = tables["ConnectionsTable"]
     assert connections["BillingMode"] == "PAY_PER_REQUEST"
@@ -235,11 +243,17 @@ def test_table_definitions_match_the_data_model() -> None:
                                      {"AttributeName": "id", "KeyType": "RANGE"}]
     assert comments["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
-    assert time_to_live(TEMPLATE) == {"ConnectionsTable": "ttl"}
+    history = tables["HistoryTable"]
+    assert history["BillingMode"] == "PAY_PER_REQUEST"
+    assert history["KeySchema"] == [{"AttributeName": "log", "KeyType": "HASH"},
+                                    {"AttributeName": "cursor", "KeyType": "RANGE"}]
+    assert "StreamSpecification" not in history and "GlobalSecondaryIndexes" not in history
+
+    assert time_to_live(TEMPLATE) == {"ConnectionsTable": "ttl", "HistoryTable": "ttl"}
 
 
 def test_table_protection_and_encryption() -> None:
-    for name in ("ConnectionsTable", "DocumentsTable", "CommentsTable"):
+    for name in ("ConnectionsTable", "DocumentsTable", "CommentsTable", "HistoryTable"):
         assert props(name)["SSESpecification"] == {"SSEEnabled": True}
         assert "TableName" not in props(name), "let CloudFormation name tables: several stacks per account"
     for name in ("DocumentsTable", "CommentsTable"):  # the application's data: kept, recoverable
@@ -299,7 +313,8 @@ def test_create_tables_defaults_and_idempotence() -> None:
     client = boto3.client("dynamodb", region_name=REGION)
     create_tables(client)  # default: the repository's template, tables named by logical id
     create_tables(client)  # again: existing tables are left alone
-    assert sorted(client.list_tables()["TableNames"]) == ["CommentsTable", "ConnectionsTable", "DocumentsTable"]
+    assert sorted(client.list_tables()["TableNames"]) == ["CommentsTable", "ConnectionsTable", "DocumentsTable",
+                                                          "HistoryTable"]
     with pytest.raises(ValueError, match="NoSuchTable"):
         create_tables(client, TEMPLATE, {"NoSuchTable": "x"})
 
@@ -362,6 +377,9 @@ def test_environment_names_and_values() -> None:
         assert values["POWERTOOLS_METRICS_NAMESPACE"] == "ServerlessRealtime"
         assert values["POWERTOOLS_LOG_LEVEL"] in ("DEBUG", "INFO", "WARNING", "ERROR")
         assert values["JWT_SECRET_ARN"] == values["ALLOWED_ORIGINS"] == ""
+        assert values["HISTORY_TABLE"] == "History"
+        assert values["HISTORY_HOURS"] == "24" and values["REPLAY_LIMIT"] == "500"
+        assert values["PUBLISH_DEAD_LETTER_QUEUE_URL"] == refs["PublishDeadLetterQueue"]
 
 
 def test_no_secret_literal_and_no_custom_endpoint_variable() -> None:
@@ -408,7 +426,7 @@ def test_auth_parameter_defaults_are_the_settings_defaults() -> None:
     deployed = Settings.from_env({k: str(v) for k, v in env.items()})
     defaults = Settings(connections_table="Connections")
     for field in ("jwt_audience_waived", "jwt_token_use", "jwt_max_age_seconds", "jwt_secret_cache_seconds",
-                  "jwks_cache_seconds", "jwks_min_refetch_seconds"):
+                  "jwks_cache_seconds", "jwks_min_refetch_seconds", "history_hours", "replay_limit"):
         assert getattr(deployed, field) == getattr(defaults, field), field
 
 
@@ -539,6 +557,60 @@ def test_notifier_event_sources_and_queues() -> None:
     assert props("NotifyFailureQueue")["MessageRetentionPeriod"] >= props("FanoutQueue")["MessageRetentionPeriod"]
 
 
+def test_published_events_reach_the_publish_function_by_one_bounded_rule() -> None:
+    refs, getatt, conditions = local_values()
+    rule = resolve(props("PublishRule"), refs, getatt, conditions)
+    assert rule["EventPattern"] == {"detail-type": ["realtime.publish"], "account": [ACCOUNT]}
+    assert rule["EventBusName"] == "realtime-realtime" and rule["State"] == "ENABLED"
+    (target,) = rule["Targets"]
+    assert target["Arn"] == getatt["PublishFunction.Arn"]
+    assert 0 <= target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 86400
+    assert target["DeadLetterConfig"] == {"Arn": queue_arn("PublishDlq")}
+
+    permission = resolve(props("PublishRulePermission"), refs, getatt, conditions)
+    assert permission == {"Action": "lambda:InvokeFunction", "FunctionName": "realtime-PublishFunction",
+                          "Principal": "events.amazonaws.com", "SourceArn": getatt["PublishRule.Arn"]}
+
+    invoke = SPECS["PublishFunction"]["Properties"]["EventInvokeConfig"]
+    assert 0 <= invoke["MaximumRetryAttempts"] <= 2 and invoke["MaximumEventAgeInSeconds"] <= 21600
+    assert invoke["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS", "Destination": {"Fn::GetAtt": ["PublishDeadLetterQueue", "Arn"]}}
+    assert not SPECS["PublishFunction"]["Events"], "invoked by the rule only"
+
+
+def test_the_default_bus_may_be_used_instead_of_the_stacks_own() -> None:
+    for use_default, bus in (("false", "realtime-realtime"), ("true", "default")):
+        refs, getatt, conditions = local_values(UseDefaultEventBus=use_default)
+        assert conditions["CreateEventBus"] is (use_default == "false")
+        assert resolve(props("PublishRule")["EventBusName"], refs, getatt, conditions) == bus
+        assert resolve(TEMPLATE["Outputs"]["EventBusName"]["Value"], refs, getatt, conditions) == bus
+    assert resource("RealtimeEventBus")["Condition"] == "CreateEventBus"
+
+
+def test_only_the_rule_may_dead_letter_into_the_publish_queue() -> None:
+    refs, getatt, conditions = local_values()
+    policy = resolve(props("PublishDeadLetterQueuePolicy"), refs, getatt, conditions)
+    assert policy["Queues"] == [refs["PublishDeadLetterQueue"]]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage" and statement["Resource"] == queue_arn("PublishDlq")
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": getatt["PublishRule.Arn"]}}
+    assert props("PublishDeadLetterQueue")["MessageRetentionPeriod"] == 1209600
+    assert props("PublishDeadLetterQueue")["SqsManagedSseEnabled"] is True
+
+
+def test_the_publisher_policy_allows_exactly_realtime_publish_events_on_the_bus() -> None:
+    for use_default, bus_arn in (("false", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/realtime-realtime"),
+                                 ("true", f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default")):
+        refs, getatt, conditions = local_values(UseDefaultEventBus=use_default)
+        document = resolve(props("PublisherPolicy")["PolicyDocument"], refs, getatt, conditions)
+        assert document["Statement"] == [{
+            "Sid": "PublishRealtimeEvents", "Effect": "Allow", "Action": "events:PutEvents", "Resource": bus_arn,
+            "Condition": {"StringEquals": {"events:detail-type": "realtime.publish"}}}]
+        assert resolve(TEMPLATE["Outputs"]["EventBusArn"]["Value"], refs, getatt, conditions) == bus_arn
+
+
 def test_outputs() -> None:
     refs, getatt, conditions = local_values()
     outputs = {name: resolve(out["Value"], refs, getatt, conditions) for name, out in TEMPLATE["Outputs"].items()}
@@ -553,6 +625,9 @@ def test_outputs() -> None:
     assert outputs["CommentsTableArn"] == table_arn("Comments")
     assert outputs["FanoutQueueUrl"] == refs["FanoutQueue"]
     assert outputs["AnnounceQueueUrl"] == refs["AnnounceQueue"]
+    assert outputs["HistoryTableName"] == "History"
+    assert outputs["PublishDeadLetterQueueUrl"] == refs["PublishDeadLetterQueue"]
+    assert outputs["PublisherPolicyArn"] == refs["PublisherPolicy"]
 
 
 # --------------------------------------------------------------------------- handlers
@@ -658,8 +733,9 @@ MANAGEMENT_VERBS = {"ConnectFunction": ("GET",), "DisconnectFunction": ("POST", 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
 def test_iam_least_privilege(logical_id: str) -> None:
     connections, documents, comments = table_arn("Connections"), table_arn("Documents"), table_arn("Comments")
+    history = table_arn("History")
     allowed_dynamodb = {connections, connections + "/index/*", documents, documents + "/index/*",
-                        documents + "/stream/*", comments, comments + "/stream/*"}
+                        documents + "/stream/*", comments, comments + "/stream/*", history}
     grants = _grants(_statements(logical_id))
     for action, resources in grants.items():
         assert "*" not in action.split(":", 1)[1] or action.startswith("xray:"), f"wildcard action {action}"
@@ -697,16 +773,29 @@ def test_iam_least_privilege(logical_id: str) -> None:
     else:
         assert not comment_actions, f"{logical_id} never touches comments items"
 
+    # The history log: appended by who sends binding or published events, read by the replay only.
+    history_actions = {a for a, r in grants.items() if history in r}
+    assert history_actions == HISTORY_ACCESS.get(logical_id, set()), logical_id
+
     # Every broadcaster may queue fan-out pages.
     fanout = queue_arn("Fanout")
     if logical_id in BROADCASTERS:
         assert grants.get("sqs:SendMessage", set()) >= {fanout}
     sqs_resources = set().union(*(r for a, r in grants.items() if a.startswith("sqs:")))
-    assert sqs_resources <= {fanout, queue_arn("Announce"), queue_arn("NotifyFailure")}
+    assert sqs_resources <= {fanout, queue_arn("Announce"), queue_arn("NotifyFailure"), queue_arn("PublishDlq")}
     assert queue_arn("Announce") in grants.get("sqs:SendMessage", set()), "every function marks changes"
+    if queue_arn("PublishDlq") in sqs_resources:
+        assert logical_id == "PublishFunction"
 
     # The token secret: nobody without the parameter.
     assert not any(a.startswith("secretsmanager:") for a in grants)
+
+
+HISTORY_ACCESS = {
+    "MessageFunction": {"dynamodb:Query"},  # a subscribe with `since`
+    "NotifyFunction": {"dynamodb:PutItem"},  # binding events of streams that keep history
+    "PublishFunction": {"dynamodb:PutItem"},  # published events
+}
 
 
 # Every function builds the token verifier at cold start (realtime.runtime.app), so every one
@@ -930,7 +1019,8 @@ def test_sam_expanded_template_is_least_privilege(secret_arn: str) -> None:
     mappings = [resources[lid]["Properties"] for lid in by_type["AWS::Lambda::EventSourceMapping"]]
     assert sorted(m["EventSourceArn"]["Fn::GetAtt"][0] for m in mappings) == [
         "AnnounceQueue", "CommentsTable", "DocumentsTable", "FanoutQueue"]
-    assert by_type["AWS::Events::Rule"] == ["DisconnectFunctionSweep"]  # what SweepFailureQueuePolicy names
+    # The sweep's schedule, and the publish rule (on the stack's bus unless UseDefaultEventBus).
+    assert sorted(by_type["AWS::Events::Rule"]) == ["DisconnectFunctionSweep", "PublishRule"]
     (target,) = resources["DisconnectFunctionSweep"]["Properties"]["Targets"]
     assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["SweepFailureQueue", "Arn"]}}
     # SAM grants the function's role the send to its on-failure destination, and nothing more there.

@@ -29,7 +29,9 @@ def banner(stack: Stack) -> str:
         f"  @connections {stack.management_endpoint}/@connections/{{id}}   (POST / GET / DELETE, SigV4 with local/local)",
         f"  demo page    {stack.web_url}/?user=alice&name=Alice   (anonymous without parameters)",
         f"  dev tokens   {stack.web_url}/dev/token?user=alice&name=Alice",
-        f"  AWS (moto)   {stack.aws_endpoint}   DynamoDB, DynamoDB Streams, SQS",
+        f"  AWS (moto)   {stack.aws_endpoint}   DynamoDB, DynamoDB Streams, SQS, EventBridge",
+        f"  event bus    {stack.event_bus_name}   (realtime.publish events run the publish function; "
+        f"POST {stack.web_url}/dev/alerts from the demo)",
         f"  tables       {', '.join(f'{lid}={name}' for lid, name in stack.tables.items())}",
         f"  JWT secret   {stack.secret_origin}",
         f"  data         {stack.data_origin}",
@@ -48,6 +50,11 @@ def banner(stack: Stack) -> str:
         + stack.aws_endpoint + "', region_name='us-east-1', aws_access_key_id='local', "
         "aws_secret_access_key='local').put_item(TableName='" + docs
         + "', Item={'slug': {'S': 'hello'}, 'title': {'S': 'Hello'}})\"",
+        "Send Alice an alert (her pages subscribed to alerts show it):",
+        f"  aws events put-events --endpoint-url {stack.aws_endpoint} --region us-east-1 --entries "
+        f"'[{{\"EventBusName\":\"{stack.event_bus_name}\",\"Source\":\"cli\",\"DetailType\":\"realtime.publish\","
+        "\"Detail\":\"{\\\"stream\\\":\\\"alerts\\\",\\\"to\\\":{\\\"user\\\":\\\"alice\\\"},"
+        "\\\"payload\\\":{\\\"text\\\":\\\"Hello\\\"}}\"}]'",
         "",
     ]
     missing = [f"{fn.logical_id} ({fn.import_error})" for fn in stack.functions.functions.values() if fn.import_error]
@@ -94,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             info = {"ws_url": stack.ws_url, "web_url": stack.web_url, "aws_endpoint": stack.aws_endpoint,
                     "management_endpoint": stack.management_endpoint, "stage": stack.stage,
                     "tables": stack.tables, "queues": stack.queues, "jwt_secret": stack.jwt_secret,
+                    "event_bus": stack.event_bus_name,
                     "startup_seconds": stack.startup_seconds}
             print("STACK_READY " + json.dumps(info), flush=True)
         while not stop.wait(0.5):

@@ -1,6 +1,6 @@
-"""The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS).
+"""The embedded AWS endpoint: moto's server in process (DynamoDB, its streams, SQS, EventBridge).
 
-`MotoServer` is moto's `ThreadedMotoServer` with six differences:
+`MotoServer` is moto's `ThreadedMotoServer` with seven differences:
 
 - it remembers the sockets its request threads serve, so `stop()` can close keep-alive
   connections that boto3 clients still hold and join every thread it started;
@@ -25,20 +25,23 @@
 - moto's DynamoDB Queries and transactions no longer cost time in proportion to the
   whole table (`moto_speedups`);
 - it counts DynamoDB write requests (`writes`): the saved tables (`persist`) are
-  rewritten only after one.
+  rewritten only after one;
+- it hands every `PutEvents` it accepted to a listener (`on_put_events`): moto stores
+  rules but cannot invoke their Lambda targets, the stack does (`eventbridge`).
 
-`LocalAws` creates the template's tables and queues under local names and seeds documents.
+`LocalAws` creates the template's tables, queues and event buses under local names and seeds documents.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
 import socket
 import threading
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import boto3
@@ -137,6 +140,45 @@ class _OneDynamoDBRequestAtATime:
                     close()
 
 
+PutEventsListener = Callable[[list[Mapping[str, Any]], list[Mapping[str, Any]]], None]
+
+
+class _PutEventsTap:
+    """WSGI middleware: every `PutEvents` moto answers is also handed to `listener` (the
+    request's entries, moto's result for each), which runs the rules' Lambda targets that
+    moto cannot (`eventbridge.EventRouter`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.listener: PutEventsListener | None = None
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        listener = self.listener
+        if listener is None or environ.get("HTTP_X_AMZ_TARGET") != "AWSEvents.PutEvents":
+            return self.app(environ, start_response)
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        status: list[str] = []
+
+        def capture(code: str, headers: Any, exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, headers, exc_info)
+
+        result = self.app(environ, capture)
+        try:
+            answer = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        if status and status[0].startswith("200"):
+            try:
+                listener(json.loads(body)["Entries"], json.loads(answer)["Entries"])
+            except Exception:  # noqa: BLE001 - the caller has its answer; the bus logs its own failures
+                log.exception("routing PutEvents to the rules' targets")
+        return [answer]
+
+
 def _stop_tracking() -> Any:
     """Turn off moto's model-instance tracking (`BaseModel.instances_tracked`, what its
     dashboard lists) and drop what it holds; return moto's own `__new__`."""
@@ -189,7 +231,8 @@ class MotoServer:
     def __init__(self, host: str, port: int) -> None:
         from moto.moto_server.werkzeug_app import MotoRequestHandler, create_backend_app
 
-        self._app = _OneDynamoDBRequestAtATime(_dispatcher(create_backend_app))
+        self._events = _PutEventsTap(_dispatcher(create_backend_app))
+        self._app = _OneDynamoDBRequestAtATime(self._events)
         self._server = _TrackingServer(host, port, self._app, MotoRequestHandler)
         self._untracked = False
         self._sped_up = False
@@ -201,6 +244,10 @@ class MotoServer:
     def endpoint(self) -> str:
         host = f"[{self.host}]" if ":" in str(self.host) else self.host
         return f"http://{host}:{self.port}"
+
+    def on_put_events(self, listener: PutEventsListener | None) -> None:
+        """Hand every accepted `PutEvents` to `listener` (None: stop)."""
+        self._events.listener = listener
 
     @property
     def writes(self) -> int:
@@ -290,6 +337,20 @@ class LocalAws:
             resolved = tpl.resolve(redrive, refs={}, getatt=self.getatt())
             sqs.set_queue_attributes(QueueUrl=self.queues[lid],
                                      Attributes={"RedrivePolicy": json.dumps(resolved)})
+
+    def create_event_rules(self, buses: list[str], rules: list[Any]) -> None:
+        """The template's buses and rules in moto (`eventbridge.rules`), without their targets:
+        moto cannot invoke a Lambda (the stack's `EventRouter` does)."""
+        client = self.client("events")
+        for bus in buses:
+            if bus != "default":
+                try:
+                    client.create_event_bus(Name=bus)
+                except client.exceptions.ResourceAlreadyExistsException:
+                    pass
+        for rule in rules:
+            client.put_rule(Name=rule.name, EventBusName=rule.bus, EventPattern=rule.pattern.dump(),
+                            State="ENABLED")
 
     def getatt(self) -> dict[str, str]:
         values = {}

@@ -1,7 +1,7 @@
 """Events shaped like the ones AWS delivers to Lambda, for the local stack and `events/`.
 
 API Gateway WebSocket (`$connect`, `$disconnect`, message routes), DynamoDB Streams and
-SQS event source mappings, and EventBridge schedules. Field names and types follow what
+SQS event source mappings, EventBridge schedules and bus events. Field names and types follow what
 AWS sends (times in `requestContext` are epoch **milliseconds**; stream
 `ApproximateCreationDateTime` is epoch seconds; binary attribute values are base64).
 """
@@ -192,3 +192,27 @@ def schedule_event(rule_arn: str, region: str = REGION, account: str = ACCOUNT) 
         "resources": [rule_arn],
         "detail": {},
     }
+
+
+def bus_event(*, detail_type: str, detail: Any, source: str, event_id: str | None = None,
+              resources: list[str] | None = None, region: str = REGION, account: str = ACCOUNT,
+              time_ms: int | None = None) -> dict[str, Any]:
+    """An event as EventBridge delivers a `PutEvents` entry to a rule's target (detail parsed)."""
+    moment = datetime.fromtimestamp((time_ms or now_ms()) / 1000, timezone.utc)
+    return {
+        "version": "0",
+        "id": event_id or str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region,
+        "resources": list(resources or []),
+        "detail": detail,
+    }
+
+
+def published_event(stream: str, to: Mapping[str, str], payload: Any, *, source: str = "tests") -> dict[str, Any]:
+    """A `realtime.publish` event (what the template's rule hands the publish function)."""
+    return bus_event(detail_type="realtime.publish", source=source,
+                     detail={"stream": stream, "to": dict(to), "payload": payload})

@@ -2,7 +2,8 @@
 
 A developer's test documents should survive Ctrl-C. moto keeps its tables in memory, so
 the stack saves them: every table of the template except `ConnectionsTable`, whose
-connections (and the user counter and presence built on them) died with the old process.
+connections (and the user counter and presence built on them) died with the old process,
+and `HistoryTable` (the catch-up log: moto never expires its items).
 
 - The file holds each table's items in DynamoDB's JSON wire format (what `aws dynamodb
   scan` prints: `{"slug": {"S": "welcome"}}`, binary values base64), and the number the
@@ -40,8 +41,10 @@ log = logging.getLogger("devtools.stack")
 
 FORMAT = 1
 
-#: Tables whose items belong to live connections: never saved, empty on every start.
-EPHEMERAL_TABLES = frozenset({"ConnectionsTable"})
+#: Never saved, empty on every start: the items of live connections, and the history log
+#: (what reconnecting pages replay; moto never deletes expired items, so a saved log would
+#: only grow).
+EPHEMERAL_TABLES = frozenset({"ConnectionsTable", "HistoryTable"})
 
 _BATCH = 25  # BatchWriteItem's limit
 

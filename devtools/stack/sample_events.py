@@ -1,5 +1,6 @@
 """Writes `events/`: one API Gateway-shaped event per WebSocket route (and a few `$default`
-frames), Lambda-shaped events for the stream, queue and schedule triggers, and `env.json`
+frames), Lambda-shaped events for the stream, queue and schedule triggers and the publish
+rule (an EventBridge `realtime.publish` event), and `env.json`
 for `sam local invoke --env-vars`. Built with the same functions the local gateway uses, so
 the files have exactly the shape `make dev` produces; `tests/stack/test_events.py` invokes
 every file against a running stack so they cannot rot.
@@ -111,11 +112,17 @@ def build() -> dict[str, Any]:
     schedule = ev.schedule_event("arn:aws:events:us-east-1:123456789012:rule/realtime-DisconnectFunctionSweep")
     schedule.update({"id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", "time": "2025-11-25T20:00:00Z"})
     files["schedule-sweep.json"] = schedule
+    alert = ev.published_event("alerts", {"user": "alice"}, {"text": "Your export is ready"}, source="billing.exports")
+    alert.update({"id": "7bf73129-1428-4cd3-a780-95db273d1602", "time": "2025-11-25T20:00:01Z"})
+    files["publish-alert.json"] = alert
 
     docker = "host.docker.internal"
     files["env.json"] = {"Parameters": {
         "CONNECTIONS_TABLE": "realtime-connections",
         "DOCUMENTS_TABLE": "realtime-documents",
+        "COMMENTS_TABLE": "realtime-comments",
+        "HISTORY_TABLE": "realtime-history",
+        "PUBLISH_DEAD_LETTER_QUEUE_URL": f"http://{docker}:5000/123456789012/realtime-publish-dead-letter",
         "WEBSOCKET_ENDPOINT": f"http://{docker}:3001",
         "FANOUT_QUEUE_URL": f"http://{docker}:5000/123456789012/realtime-fanout",
         "JWT_SECRET_ARN": "",

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from devtools import template as tpl
-from devtools.stack import exposure, moto_streams, persist
+from devtools.stack import eventbridge, exposure, moto_streams, persist
 from devtools.stack import web as webapp
 from devtools.stack.aws import FAKE_CREDENTIALS, LocalAws, MotoServer
 from devtools.stack.config import Limits
@@ -155,6 +155,8 @@ class Stack:
         self.client_dir = Path(client_dir) if client_dir else ROOT / "client"
         self.specs = tpl.function_specs(self.template)
         self.functions = LocalFunctions(self.specs, max_workers=workers)
+        self.event_rules: list[eventbridge.Rule] = []
+        self.event_buses: list[str] = []
         self.env: dict[str, str] = {}
         self.triggers: list[Any] = []
         self.gateway: Gateway | None = None
@@ -225,7 +227,8 @@ class Stack:
         return self.aws.client(service)
 
     def config(self) -> dict[str, Any]:
-        return {"websocket": self.ws_url, "stage": self.stage, "aws": self.aws_endpoint,
+        return {"websocket": self.ws_url, "stage": self.stage, "aws": self.aws_endpoint, "region": REGION,
+                "eventBusName": self.event_bus_name, "alerts": f"{self.web_url}/dev/alerts",
                 "phases": self.env.get("PHASES", "view,edit,review").split(","),
                 "tokens": f"{self.web_url}/dev/token"}
 
@@ -294,6 +297,7 @@ class Stack:
         self._add_code_paths()
         _reset_runtime()
         self.functions.load()
+        self._create_event_rules()
 
         self.gateway = Gateway(self.functions, routes=self.routes, route_selection=self.route_selection,
                                stage=self.stage, api_id=API_ID, limits=self.limits,
@@ -307,7 +311,8 @@ class Stack:
                                          any_interface=self.host in ANY_INTERFACE)
         web_app = webapp.make_app(client_dir=self.client_dir, secret=self.jwt_secret, config=self.config,
                                   origins=origins, token_refusal=self.token_refusal,
-                                  documents=lambda: (self.client("dynamodb"), self.tables["DocumentsTable"]))
+                                  documents=lambda: (self.client("dynamodb"), self.tables["DocumentsTable"]),
+                                  alerts=lambda: (self.client("events"), self.event_bus_name))
         self._call(self._serve([(self.gateway.app, ws_sock), (web_app, web_sock)]))
 
         self._make_triggers()
@@ -361,20 +366,26 @@ class Stack:
         assert self._loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
-    def _environment(self) -> dict[str, str]:
-        """The functions' environment: the template's, intrinsics resolved to local values."""
+    def _intrinsics(self) -> tuple[dict[str, Any], dict[str, Any], dict[str, bool]]:
+        """What `Ref`, `Fn::GetAtt` and conditions mean here: local names, ARNs and parameters."""
         assert self.aws is not None
         refs: dict[str, Any] = dict(self.parameters)
         refs.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
                      "AWS::StackName": self.name, "AWS::URLSuffix": "amazonaws.com",
                      "AWS::NoValue": None})
         refs.update(self.aws.refs())
+        for lid, resource in tpl.resources_of_type(self.template, eventbridge.BUS_TYPE).items():
+            refs[lid] = tpl.resolve((resource.get("Properties") or {})["Name"], refs)  # a bus's Ref is its name
         for lid, resource in (self.template.get("Resources") or {}).items():
             refs.setdefault(lid, API_ID if resource.get("Type", "").endswith("WebSocketApi") else f"{self.name}-{lid}")
         getatt = self.aws.getatt()
         for lid in self.specs:
             getatt.setdefault(f"{lid}.Arn", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{lid}")
-        conditions = tpl.evaluate_conditions(self.template, refs)
+        return refs, getatt, tpl.evaluate_conditions(self.template, refs)
+
+    def _environment(self) -> dict[str, str]:
+        """The functions' environment: the template's, intrinsics resolved to local values."""
+        refs, getatt, conditions = self._intrinsics()
         env: dict[str, str] = {}
         for lid, spec in self.specs.items():
             for key, raw in spec["Environment"].items():
@@ -431,8 +442,35 @@ class Stack:
                 sys.path.insert(0, path)
                 self._added_paths.append(path)
 
+    def _create_event_rules(self) -> None:
+        """The template's buses and event-pattern rules, in moto and for the `EventRouter`."""
+        assert self.aws is not None
+        refs, getatt, conditions = self._intrinsics()
+        functions = {getatt[f"{lid}.Arn"]: lid for lid in self.specs}
+        self.event_rules = eventbridge.rules(self.template, refs, getatt, conditions, functions)
+        self.event_buses = eventbridge.buses(self.template, refs, conditions)
+        self.aws.create_event_rules(self.event_buses, self.event_rules)
+
+    @property
+    def event_bus_name(self) -> str:
+        """Where `realtime.publish` events go: the bus of the rule that targets a function."""
+        for rule in self.event_rules:
+            if any(t.function for t in rule.targets):
+                return rule.bus
+        return "default"
+
     def _make_triggers(self) -> None:
         assert self.aws is not None
+        if self.event_rules and self._moto is not None:
+            refs, getatt, conditions = self._intrinsics()
+            router = eventbridge.EventRouter(
+                self.functions, self.event_rules, sqs_client=self.aws.client("sqs"),
+                queue_urls={arn: self.aws.queues[lid] for lid, arn in self.aws.queue_arns.items()},
+                invoke_configs={lid: tpl.resolve(spec["Properties"].get("EventInvokeConfig") or {}, refs, getatt,
+                                                 conditions) for lid, spec in self.specs.items()},
+                retry_delay=self.retry_delay)
+            self._moto.on_put_events(router.accept)
+            self.triggers.append(router)
         getatt = self.aws.getatt()
         arn_to_url = {arn: self.aws.queues[lid] for lid, arn in self.aws.queue_arns.items()}
         for lid, spec in self.specs.items():
@@ -487,6 +525,8 @@ class Stack:
         if self._stopped or not self._started:
             return
         self._stopped = True
+        if self._moto is not None:
+            self._moto.on_put_events(None)
         for trigger in self.triggers:
             trigger._stop.set()
         for trigger in self.triggers:

@@ -1,5 +1,5 @@
 """The demo page's web server: `client/` (static), `GET /dev/token`, `GET /dev/config`,
-and `POST /dev/documents` / `DELETE /dev/documents/{slug}`.
+`POST /dev/documents` / `DELETE /dev/documents/{slug}` and `POST /dev/alerts`.
 
 `/dev/token?user=<id>&name=<display name>` answers `{"token": "<JWT>"}`, an HS256 token
 signed with the local secret (1 hour). It exists only in the local stack. Pages served
@@ -7,11 +7,16 @@ from any loopback origin may fetch it (CORS), so another local app can sign in a
 the stack; bound beyond loopback with a `JWT_SECRET` from the environment (a secret that
 may be production's) it refuses to mint (403), unless `DEV_ALLOW_REMOTE_TOKENS=1`.
 `/dev/config` (JSON) and `/dev/config.js` (`window.REALTIME_CONFIG = {...}`) tell the page
-where the WebSocket endpoint is. The documents routes stand in for "another AWS service"
+where the WebSocket endpoint is, and scripts where the AWS endpoint (`aws`, `region`) and
+the event bus (`eventBusName`) are. The documents routes stand in for "another AWS service"
 on the demo page: they write the local documents table with a plain `put_item` /
 `delete_item`, so the change reaches browsers through the stream like any other write.
-They take only `Content-Type: application/json` from the demo's own origin (403
-otherwise), so no other site can write through a visitor's browser.
+`POST /dev/alerts` (`{"to": {"user": "<id>"} | {"group": "alerts"} | {"connection": "<id>"},
+"payload": {...}}`) stands in for a service publishing an alert: it puts a `realtime.publish`
+event for stream `alerts` on the local bus (`PutEvents`, answered 202 with the `eventId`);
+the rule from the template then runs the publish function, which delivers it or refuses it
+(its dead-letter queue). All three take only `Content-Type: application/json` from the
+demo's own origin (403 otherwise), so no other site can write through a visitor's browser.
 
 Every answer carries the demo's Content-Security-Policy (`web_security`).
 """
@@ -117,13 +122,41 @@ def document_item(body: Any) -> dict[str, Any]:
     return item
 
 
+ALERTS_STREAM = "alerts"
+ALERT_SOURCE = "devtools.demo"
+
+
+def alert_entry(body: Any, bus: str) -> dict[str, Any]:
+    """A demo form's alert as one `PutEvents` entry; raise ValueError with what is wrong.
+
+    Only the shape a form can get wrong is checked here (an object with `to` and `payload`
+    objects): the publish function checks the rest, as it does for any other publisher,
+    and an event it refuses goes to its dead-letter queue."""
+    if not isinstance(body, dict):
+        raise ValueError("send a JSON object")
+    unknown = sorted(set(body) - {"to", "payload"})
+    if unknown:
+        raise ValueError(f"unknown field {unknown[0][:64]!r} (to and payload only)")
+    to, payload = body.get("to"), body.get("payload")
+    if not isinstance(to, dict) or not to:
+        raise ValueError('to must be an object: {"user": "<id>"}, {"group": "alerts"} or {"connection": "<id>"}')
+    if not isinstance(payload, dict):
+        raise ValueError("payload must be a JSON object")
+    detail = {"stream": ALERTS_STREAM, "to": to, "payload": payload}
+    return {"Source": ALERT_SOURCE, "DetailType": "realtime.publish", "EventBusName": bus,
+            "Detail": json.dumps(detail, separators=(",", ":"), ensure_ascii=False)}
+
+
 def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, Any]],
              origins: DemoOrigins, documents: Callable[[], tuple[Any, str]] | None = None,
+             alerts: Callable[[], tuple[Any, str]] | None = None,
              token_refusal: str | None = None) -> web.Application:
-    """`documents` gives (a DynamoDB client, the documents table's name) for the write routes;
-    `origins` are the demo page's own; `token_refusal`, when set, is why `/dev/token` is off."""
+    """`documents` gives (a DynamoDB client, the documents table's name) for the write routes,
+    `alerts` (an EventBridge client, the bus's name) for `POST /dev/alerts`; `origins` are the
+    demo page's own; `token_refusal`, when set, is why `/dev/token` is off."""
     app = web.Application()
     resolved: list[tuple[Any, str]] = []
+    resolved_bus: list[tuple[Any, str]] = []
 
     async def secure(request: web.Request, response: web.StreamResponse) -> None:
         response.headers["Content-Security-Policy"] = content_security_policy(config()["websocket"])
@@ -172,6 +205,26 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
         await asyncio.get_running_loop().run_in_executor(
             None, lambda: client.delete_item(TableName=table, Key={"slug": {"S": slug}}))
         return web.json_response({"deleted": slug})
+
+    async def post_alert(request: web.Request) -> web.Response:
+        """Stands in for another AWS service: `PutEvents` on the local bus, as `aws events put-events` would."""
+        if alerts is None:
+            raise web.HTTPNotFound()
+        if (refusal := refused_write(request)) is not None:
+            return refusal
+        if not resolved_bus:
+            resolved_bus.append(alerts())
+        client, bus = resolved_bus[0]
+        try:
+            entry = alert_entry(await request.json(), bus)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        answer = await asyncio.get_running_loop().run_in_executor(None, lambda: client.put_events(Entries=[entry]))
+        (result,) = answer.get("Entries") or [{}]
+        if answer.get("FailedEntryCount") or "EventId" not in result:
+            return web.json_response({"error": result.get("ErrorMessage") or "the bus did not take the event"},
+                                     status=502)
+        return web.json_response({"eventId": result["EventId"], "bus": bus}, status=202)
 
     async def token(request: web.Request) -> web.Response:
         headers = {"Cache-Control": "no-store", **cors(request)}
@@ -229,6 +282,7 @@ def make_app(*, client_dir: Path, secret: str, config: Callable[[], dict[str, An
     app.router.add_get("/dev/config.js", config_js)
     app.router.add_post("/dev/documents", put_document)
     app.router.add_delete("/dev/documents/{slug}", delete_document)
+    app.router.add_post("/dev/alerts", post_alert)
     app.router.add_get("/", index)
     app.router.add_get("/{path:.+}", static)
     return app

@@ -1,7 +1,7 @@
 """Who the demo's web server answers, and what its page may load.
 
 - `DemoOrigins`: the origins the demo page is served from. The write routes
-  (`POST`/`DELETE /dev/documents`) take requests only from them, so a page on another
+  (`POST`/`DELETE /dev/documents`, `POST /dev/alerts`) take requests only from them, so a page on another
   site cannot write the table through a visitor's browser (a form post or a `text/plain`
   fetch needs no CORS preflight; it does carry `Origin`).
 - `loopback_origin`: pages served from this machine (any loopback port) may read

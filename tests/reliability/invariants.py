@@ -23,10 +23,10 @@ PHASES = ("view", "edit", "review")
 #: API Gateway connection ids: base64 of random bytes (the tests and the local stack use the same shape).
 CONNECTION_ID = re.compile(r"^[A-Za-z0-9+/=_-]{1,128}$")
 ENCODED = re.compile(r"^[A-Za-z0-9_.~%-]+$")
-#: The reference application's groups: its streams' names, and one group per document for
-#: the `document` and `comments` streams.
-FIXED_GROUPS = {"users", "documents", "notifications"}
-DOCUMENT_GROUP_PREFIXES = ("document/", "comments/")
+#: The reference application's groups: its streams' names, one group per document for the
+#: `document` and `comments` streams, and one per user for `alerts` (events published to a user).
+FIXED_GROUPS = {"users", "documents", "notifications", "alerts"}
+DOCUMENT_GROUP_PREFIXES = ("document/", "comments/", "alerts/user/")
 
 
 def scan(client: Any, table: str = CONNECTIONS) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from devtools.stack import sample_events
 from tests.stack.conftest import Client, run
 
 EVENT_FILES = sorted(p for p in sample_events.EVENTS_DIR.glob("*.json") if p.name != "env.json")
-ORDER = {"connect": 0, "message": 1, "stream": 2, "sqs": 2, "schedule": 3, "disconnect": 4}
+ORDER = {"connect": 0, "message": 1, "stream": 2, "sqs": 2, "publish": 2, "schedule": 3, "disconnect": 4}
 
 
 def load(path):
@@ -26,6 +26,9 @@ def function_for(stack, event) -> str:
     kind = {"aws:dynamodb": "DynamoDB", "aws:sqs": "SQS"}.get((event.get("Records") or [{}])[0].get("eventSource"))
     if event.get("source") == "aws.events":
         kind = "Schedule"
+    for rule in stack.event_rules:  # an event a template rule routes (EventBridge)
+        if "requestContext" not in event and "Records" not in event and rule.matches(stack.event_bus_name, event):
+            return next(t.function for t in rule.targets if t.function)
     for lid, spec in stack.specs.items():
         if any(e.get("Type") == kind for e in spec["Events"].values()):
             return lid
@@ -49,6 +52,9 @@ def test_every_route_and_trigger_has_an_event_file(stack):
     for lid, spec in stack.specs.items():
         if spec["Events"]:
             assert lid in covered, f"{lid}'s triggers have no event file"
+    for rule in stack.event_rules:
+        for target in rule.targets:
+            assert target.function in covered, f"{rule.logical_id}'s target {target.function} has no event file"
 
 
 def test_every_event_file_runs_against_the_stack(stack):
@@ -62,6 +68,8 @@ def test_every_event_file_runs_against_the_stack(stack):
             assert result["statusCode"] == 200, (name, result)
         elif "Records" in event:
             assert result == {"batchItemFailures": []}, (name, result)
+        elif event.get("detail-type") == "realtime.publish":
+            assert result["rejected"] is None, (name, result)
         else:
             assert {"checked", "removed"} <= set(result), (name, result)
 
@@ -110,6 +118,9 @@ def test_env_file_matches_the_local_stack_defaults(stack):
     env = load(sample_events.EVENTS_DIR / "env.json")["Parameters"]
     assert env["CONNECTIONS_TABLE"] == stack.tables["ConnectionsTable"]
     assert env["DOCUMENTS_TABLE"] == stack.tables["DocumentsTable"]
+    assert env["COMMENTS_TABLE"] == stack.tables["CommentsTable"]
+    assert env["HISTORY_TABLE"] == stack.tables["HistoryTable"]
+    assert urlsplit(env["PUBLISH_DEAD_LETTER_QUEUE_URL"]).path == urlsplit(stack.queues["PublishDeadLetterQueue"]).path
     assert urlsplit(env["FANOUT_QUEUE_URL"]).path == urlsplit(stack.queues["FanoutQueue"]).path
     assert urlsplit(env["WEBSOCKET_ENDPOINT"]).port == 3001 and urlsplit(env["AWS_ENDPOINT_URL"]).port == 5000
     assert len(env["JWT_SECRET"].encode()) >= 32

@@ -231,3 +231,20 @@ def test_the_first_update_after_a_restart_has_a_higher_seq_than_any_before(tmp_p
     with new_stack(state) as second:
         after = run(seq_of_next_update(second, "roadmap"))
     assert after > before
+
+
+def test_a_second_stack_in_one_process_reads_its_own_tables():
+    """The bound models' PynamoDB connections are built for the endpoint of the stack that
+    bound them: a later stack (same table names, another moto port) must not use the first's."""
+
+    async def documents_snapshot(stack: Stack) -> dict:
+        client = await Client.connect(stack, label="reader")
+        snapshot = await client.subscribe("documents")
+        await client.close()
+        return snapshot
+
+    for _ in range(2):
+        with new_stack(None) as stack:
+            snapshot = run(documents_snapshot(stack))
+            assert snapshot["stream"] == "documents", snapshot  # not an `internal` error
+            assert "welcome" in {entry["document"] for entry in snapshot["payload"]["documents"]}

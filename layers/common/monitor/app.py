@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from realtime.application import Application
 from realtime.streams import CounterStream
 
+from monitor.alerts import Alerts
 from monitor.comments import CommentBinding
 from monitor.documents import DocumentBinding
 from monitor.listing import DocumentList
@@ -32,4 +33,5 @@ def application(environment: Mapping[str, str]) -> Application:
     app.register(roster)
     app.register(documents)
     app.register(comments)
+    app.register(Alerts())
     return app

@@ -51,6 +51,8 @@ class CommentBinding(Binding[Comment]):
     writable = ("document", "body")
     #: Whoever may read the document may read its comments, anonymous readers of public ones too.
     anonymous = True
+    #: Each document's comment events are logged (per `comments/<slug>` group) for catch-up.
+    history = True
 
     def __init__(self, documents: DocumentBinding) -> None:
         self.documents = documents

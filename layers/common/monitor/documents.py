@@ -47,6 +47,8 @@ class DocumentBinding(Binding[Document]):
     table_variable = "DOCUMENTS_TABLE"
     name = NOTIFICATIONS
     model_name = "document"
+    history = True  # a page that reconnects is sent the notifications it missed
+
     def __init__(self, settings: MonitorSettings) -> None:
         self.fields = settings.document_fields
         #: Set by the application: the streams that show something of documents (the list,

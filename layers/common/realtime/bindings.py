@@ -134,12 +134,12 @@ class Binding(Stream, Generic[M]):
         if not table:
             raise ConfigurationError(f"{type(self).__name__}: {self.table_variable} is not set")
         meta = self.model.Meta
-        if getattr(meta, "table_name", None) != table or getattr(meta, "region", None) != services.settings.region:
-            meta.table_name = table
-            meta.region = services.settings.region
-            # PynamoDB keeps one connection per model class; the tests and the local stack
-            # point the same class at another endpoint or table between builds.
-            self.model._connection = None
+        meta.table_name = table
+        meta.region = services.settings.region
+        # PynamoDB keeps one connection (and botocore client, with the endpoint of the moment)
+        # per model class; the tests and the local stack point the same class at another
+        # endpoint, table or region between builds. Binding happens once per container.
+        self.model._connection = None
         unknown = [f for f in (*self.fields, *self.writable) if f not in self.attributes]
         if unknown:
             raise ConfigurationError(f"{type(self).__name__}: {', '.join(unknown)} not attributes of "
@@ -192,10 +192,11 @@ class Binding(Stream, Generic[M]):
                 data[name] = jsonable(value)
         return data
 
-    def event(self, action: str, instance: M, data: Mapping[str, Any], seq: str) -> bytes:
-        """A notification frame: `{"action", "model", "pk", "data", "seq"}` on this stream."""
+    def event(self, action: str, instance: M, data: Mapping[str, Any], seq: str, cursor: str | None = None) -> bytes:
+        """A notification frame: `{"action", "model", "pk", "data", "seq"}` on this stream (and
+        its history `cursor` beside the payload when the stream keeps history)."""
         return self.frame({"action": action, "model": self.wire_model, "pk": self.pk(instance),
-                           "data": dict(data), "seq": seq})
+                           "data": dict(data), "seq": seq}, cursor)
 
     def actions(self) -> Mapping[str, Any]:
         from realtime.writes import write_actions

@@ -30,6 +30,10 @@ DEFAULT_JWKS_MIN_REFETCH_SECONDS = 30
 #: The whole key-set fetch, below API Gateway's 29 s integration timeout with room to spare.
 JWKS_TIMEOUT_SECONDS = 5.0
 TOKEN_USES = ("access", "id")  # Cognito's `token_use` claim
+DEFAULT_HISTORY_HOURS = 24
+DEFAULT_REPLAY_LIMIT = 500
+#: The bus a Lambda's `realtime.publish(...)` puts events on, unless it names one.
+EVENT_BUS_VARIABLE = "REALTIME_EVENT_BUS"
 
 
 class ConfigurationError(RuntimeError):
@@ -131,6 +135,12 @@ class Settings:
     frame_rate: int = 10
     frame_burst: int = 20
     max_connections_per_user: int = 20
+    #: The history table (catch-up); empty: no stream keeps history.
+    history_table: str = ""
+    history_hours: int = DEFAULT_HISTORY_HOURS
+    replay_limit: int = DEFAULT_REPLAY_LIMIT
+    #: Where the publish function puts the events it refuses (an SQS queue URL).
+    publish_dead_letter_queue_url: str = ""
     #: The environment as it was read, for the application's own settings.
     environment: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -172,6 +182,10 @@ class Settings:
             sweep_budget_seconds=integer(env, "SWEEP_BUDGET_SECONDS", 40),
             sweep_page_size=integer(env, "SWEEP_PAGE_SIZE", 100),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            history_table=env.get("HISTORY_TABLE", ""),
+            history_hours=integer(env, "HISTORY_HOURS", DEFAULT_HISTORY_HOURS),
+            replay_limit=integer(env, "REPLAY_LIMIT", DEFAULT_REPLAY_LIMIT),
+            publish_dead_letter_queue_url=env.get("PUBLISH_DEAD_LETTER_QUEUE_URL", ""),
             environment=MappingProxyType(dict(env)),
         )
         settings._check_auth()
@@ -192,3 +206,10 @@ class Settings:
             raise ConfigurationError("JWKS_MIN_REFETCH_SECONDS must not exceed JWKS_CACHE_SECONDS")
         if self.jwt_issuer and not (self.jwt_secret or self.jwt_secret_arn):
             _https("JWKS_URL" if self.jwks_url else "JWT_ISSUER", jwks_url_for(self.jwt_issuer, self.jwks_url))
+
+
+def event_bus(env: Mapping[str, str] | None = None) -> str:
+    """The bus `realtime.publish(...)` uses when not given one: `REALTIME_EVENT_BUS`, else
+    EventBridge's `default` bus. (Publishers are any Lambda: they have none of the engine's settings.)"""
+    env = os.environ if env is None else env
+    return env.get(EVENT_BUS_VARIABLE, "").strip() or "default"

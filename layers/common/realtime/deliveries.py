@@ -76,6 +76,15 @@ class FrameDelivery:
 
 
 @dataclass(frozen=True)
+class EventDelivery(FrameDelivery):
+    """A `FrameDelivery` of an event (a published event): a recipient whose post failed gets
+    it again later, as a notification would."""
+
+    kind: str = field(default="event", init=False)
+    redeliver: bool = field(default=True, init=False)
+
+
+@dataclass(frozen=True)
 class ChangeDelivery:
     """An item changed from a version `old` could read to one `new` can (None: absent)."""
 
@@ -121,6 +130,7 @@ class ChangeDelivery:
 
 _KINDS: dict[str, Callable[[dict[str, Any]], Delivery]] = {
     "frame": FrameDelivery.from_message,
+    "event": EventDelivery.from_message,
     "change": ChangeDelivery.from_message,
 }
 

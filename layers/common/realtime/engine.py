@@ -1,17 +1,19 @@
 """One application assembled for one container: the services and what runs on them.
 
 `realtime.runtime` builds an `Engine` once per container (`build` in tests); the Lambda
-handlers call its lifecycle (connect, receive, disconnect, sweep) and its notifier.
+handlers call its lifecycle (connect, receive, disconnect, sweep), its notifier and its
+publications (events published on the bus).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from realtime.announcing import Mark
 from realtime.lifecycle import Lifecycle, SweepReport
 from realtime.notifier import Notifier
+from realtime.published import DeadLetters, Publications
 
 if TYPE_CHECKING:
     from realtime.application import Application
@@ -23,12 +25,15 @@ if TYPE_CHECKING:
 
 class Engine:
     def __init__(self, services: Services, application: Application, *,
-                 verifier: TokenVerifier | Callable[[], TokenVerifier]) -> None:
+                 verifier: TokenVerifier | Callable[[], TokenVerifier], sqs: Callable[[], Any] | None = None) -> None:
         application.bind(services)
         self.services = services
         self.application = application
         self.lifecycle = Lifecycle(services, application, verifier=verifier)
         self.notifier = Notifier(services, application.bindings, self.lifecycle.publisher)
+        #: Events published on the bus (the publish function); `sqs` makes the dead-letter queue's client.
+        self.publications = Publications(services, application, self.lifecycle.publisher,
+                                         DeadLetters(sqs, services.settings.publish_dead_letter_queue_url))
 
     # The lifecycle, for the handlers.
     def connect(self, connection_id: str, *, query: Mapping[str, str] | None,

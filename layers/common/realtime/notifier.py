@@ -10,7 +10,9 @@ The binding's `changed` hook then lets state streams derived from the table (a l
 roster) say what the change means for them.
 
 Every decision is a serialisable `Delivery`, so pages of a large group delivered later
-from the fan-out queue apply exactly the decision taken for the first page.
+from the fan-out queue apply exactly the decision taken for the first page. On a binding
+that keeps history the frames carry the change's cursor, and the delivery is logged once
+per group, before it is sent (`realtime.history`), for pages that reconnect.
 """
 
 from __future__ import annotations
@@ -85,11 +87,14 @@ class Notifier:
         new_audience = binding.audience(change.new) if change.new is not None else None
         current = change.new if change.new is not None else change.old
         assert current is not None
+        now = self.services.clock()
+        history = self.services.history if binding.history else None
+        cursor = history.cursor(now) if history is not None else None  # in every frame, so taken first
         delivery = ChangeDelivery(
             old_audience, new_audience,
-            gained=binding.event("create", current, new_data, change.seq),
-            kept=binding.event("update", current, new_data, change.seq) if old_data != new_data else None,
-            lost=binding.event("delete", current, change.key_values, change.seq),
+            gained=binding.event("create", current, new_data, change.seq, cursor),
+            kept=binding.event("update", current, new_data, change.seq, cursor) if old_data != new_data else None,
+            lost=binding.event("delete", current, change.key_values, change.seq, cursor),
             signed_in_only=not binding.anonymous, redeliver=True,
         )
         groups: list[str] = []
@@ -97,6 +102,9 @@ class Notifier:
             if instance is not None:
                 groups.extend(g for g in binding.group_names(instance) if g not in groups)
         for group in groups:
+            if history is not None and cursor is not None:
+                # Logged before it is sent: whatever a subscriber saw live, a replay finds.
+                history.append(group, cursor, delivery, now)
             report.add(self.services.broadcaster.send(group, delivery))
         report.add(binding.changed(change))
         self._cleanup(report)

@@ -128,9 +128,17 @@ def parse(body: str | bytes | None, *, is_base64: bool = False, max_bytes: int =
     return Request(action, rid, message)
 
 
-def encode_frame(stream: str, payload: Mapping[str, Any]) -> bytes:
-    """The wire form of every server frame: `{"stream": ..., "payload": ...}`."""
-    return json.dumps({"stream": stream, "payload": payload}, separators=(",", ":"), ensure_ascii=False).encode()
+def encode_frame(stream: str, payload: Mapping[str, Any], cursor: str | None = None,
+                 event: str | None = None) -> bytes:
+    """The wire form of every server frame: `{"stream": ..., "payload": ...}`, and beside the
+    payload the message's `cursor` on a stream that keeps history (`realtime.history`) and
+    the `event` id of a published event (what clients de-duplicate it on)."""
+    frame: dict[str, Any] = {"stream": stream, "payload": payload}
+    if cursor is not None:
+        frame["cursor"] = cursor
+    if event is not None:
+        frame["event"] = event
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def ack(request_id: RequestId, **result: Any) -> bytes:

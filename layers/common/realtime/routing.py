@@ -9,7 +9,9 @@ application's presence rooms; any other action is one a stream declares (a bindi
 
 `resolve` validates everything a frame says before anything is read or written, so a
 malformed frame is answered `bad_request` even from a connection that is not registered;
-the returned `Route` then does the work.
+the returned `Route` then does the work. A subscribe joins every group of the subscription
+(`Stream.groups`), then sends the snapshot, or on a stream that keeps history the replay
+after its `since` (`realtime.replay`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from realtime import protocol
 from realtime.connections import Presenced
 from realtime.protocol import ProtocolError, Request
+from realtime.replay import Catchup, since_of
 
 if TYPE_CHECKING:
     from realtime.application import Application
@@ -58,6 +61,7 @@ class Router:
         self.application = application
         self.services = services
         self.reply = reply
+        self.catchup = Catchup(services, reply)
         self.stream_actions = {action for stream in application.streams.values() for action in stream.actions()}
 
     def resolve(self, request: Request) -> Route:
@@ -69,8 +73,9 @@ class Router:
             stream = self.stream(request)
             subscription = stream.subscription(request)
             if action == SUBSCRIBE:
-                return Route(action, lambda c, ch: self._subscribe(stream, subscription, request, c))
-            return Route(action, lambda c, ch: self._unsubscribe(subscription, c))
+                since = since_of(stream, request)
+                return Route(action, lambda c, ch: self._subscribe(stream, subscription, request, c, since))
+            return Route(action, lambda c, ch: self._unsubscribe(stream, subscription, c))
         rooms = self.application.rooms
         if action in (ENTER, LEAVE) and rooms is not None:
             held = rooms.held(request)
@@ -97,22 +102,30 @@ class Router:
     # ---- the engine's actions -------------------------------------------------------------
 
     def _subscribe(self, stream: Stream, subscription: Subscription, request: Request,
-                   connection: Connection) -> None:
+                   connection: Connection, since: str | None = None) -> Mapping[str, Any] | None:
         if connection.anonymous and not stream.anonymous:
             raise stream.refuse_anonymous(request)
         authorized = stream.authorize(connection, subscription, request)
-        groups = self.services.groups
+        groups = stream.groups(connection, subscription)
         limit = self.services.settings.max_subscriptions
-        if groups.count(connection.connection_id) >= limit and not groups.is_member(connection.connection_id,
-                                                                                     subscription.group):
+        members = self.services.groups
+        if members.count(connection.connection_id) >= limit and not members.is_member(connection.connection_id,
+                                                                                       groups[0]):
             raise request.fail(protocol.LIMIT_EXCEEDED, f"at most {limit} subscriptions per connection")
-        # Join first, then read: a change between the two is not missed, only seen twice.
-        groups.add(connection, subscription.group)
-        for payload in stream.snapshot(connection, subscription, authorized):
-            self.reply(connection.connection_id, stream.frame(payload))
+        # Join first, then read (the snapshot, the log): a change between the two is not
+        # missed, only seen twice.
+        for group in groups:
+            members.add(connection, group)
+        if not stream.history:
+            for payload in stream.snapshot(connection, subscription, authorized):
+                self.reply(connection.connection_id, stream.frame(payload))
+            return None
+        return self.catchup.subscribe(stream, subscription, connection, groups, since,
+                                      lambda: stream.snapshot(connection, subscription, authorized))
 
-    def _unsubscribe(self, subscription: Subscription, connection: Connection) -> None:
-        self.services.groups.discard(connection.connection_id, subscription.group)
+    def _unsubscribe(self, stream: Stream, subscription: Subscription, connection: Connection) -> None:
+        for group in stream.groups(connection, subscription):
+            self.services.groups.discard(connection.connection_id, group)
 
     def _enter(self, held: Held, request: Request, connection: Connection, changes: Changes) -> None:
         if connection.anonymous:

@@ -27,6 +27,7 @@ from realtime.counter import UserCounter
 from realtime.engine import Engine
 from realtime.events import APIGatewayWebSocketEvent, management_endpoint, redacted
 from realtime.groups import Groups
+from realtime.history import History
 from realtime.presence import Presence
 from realtime.sender import Sender
 from realtime.services import Services
@@ -119,9 +120,21 @@ def build(config: Settings, *, dynamodb: Any, verifier: TokenVerifier | Callable
         presence=Presence(dynamodb, table, ttl_seconds=config.presence_ttl_seconds, states=rooms.states,
                           summary_names=config.list_names) if rooms is not None else None,
         telemetry=telemetry or CountingTelemetry(),
+        history=_history(config, dynamodb, application),
     )
     services.coalescer.clock = lambda: services.clock()
-    return Engine(services, application, verifier=verifier)
+    return Engine(services, application, verifier=verifier, sqs=sqs)
+
+
+def _history(config: Settings, dynamodb: Any, application: Application) -> History | None:
+    keeping = sorted(s.name for s in application.streams.values() if s.history)
+    if not keeping:
+        return None
+    if not config.history_table:
+        logger.warning("streams %s keep history but HISTORY_TABLE is not set: no catch-up (a `since` is "
+                       "answered with a reset)", ", ".join(keeping))
+        return None
+    return History(dynamodb, config.history_table, hours=config.history_hours, limit=config.replay_limit)
 
 
 def websocket(event: dict[str, Any]) -> tuple[APIGatewayWebSocketEvent, Engine]:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from realtime.connections import Connections
     from realtime.counter import UserCounter
     from realtime.groups import Groups
+    from realtime.history import History
     from realtime.presence import Presence
     from realtime.sender import Sender
 
@@ -38,6 +39,8 @@ class Services:
     presence: Presence | None = None
     telemetry: Telemetry = field(default_factory=CountingTelemetry)
     clock: Callable[[], float] = time.time
+    #: Present when some stream keeps history and `HISTORY_TABLE` is set.
+    history: History | None = None
 
     @property
     def environment(self) -> Mapping[str, str]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from realtime import protocol
+from realtime import keys, protocol
 from realtime.broadcast import BroadcastReport
 from realtime.deliveries import FrameDelivery
 from realtime.protocol import ProtocolError, Request
@@ -33,6 +33,27 @@ class Subscription:
     params: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Publish:
+    """Which published events (EventBridge `realtime.publish`, `realtime.published`) a
+    stream accepts: to a group matching one of `groups` (shell-style patterns over group
+    names, e.g. ``"alerts"``, ``"team/*"``), to a user's connections (`users`), to one
+    connection (`connections`: one subscribed to the stream's own group).
+
+    A user has one group per stream, joined by each of their subscriptions of it: meant for
+    streams whose subscriptions take no parameters (unsubscribing one leaves the group)."""
+
+    groups: tuple[str, ...] = ()
+    users: bool = False
+    connections: bool = False
+
+
+def user_group(stream: str, user_id: str) -> str:
+    """The group of one user's connections subscribed to `stream` (joined on subscribe when
+    the stream accepts events published to a user)."""
+    return keys.group(f"{stream}/user", user_id)
+
+
 class Stream:
     """One logical stream. Subclasses set `name` and override what they need."""
 
@@ -40,6 +61,11 @@ class Stream:
     name: ClassVar[str] = ""
     #: Whether anonymous connections may subscribe.
     anonymous: ClassVar[bool] = True
+    #: Whether its messages (binding events, published events) are logged for catch-up
+    #: (`since` on subscribe, `realtime.history`): each frame then carries its `cursor`.
+    history: ClassVar[bool] = False
+    #: The published events it accepts (None: none).
+    publish: ClassVar[Publish | None] = None
 
     services: Services
 
@@ -52,6 +78,14 @@ class Stream:
     def subscription(self, request: Request) -> Subscription:
         """Validate the frame's parameters (raise `bad_request`); the default takes none."""
         return Subscription(self.name)
+
+    def groups(self, connection: Connection, subscription: Subscription) -> list[str]:
+        """Every group a subscription joins: its own, and the subscriber's user group when the
+        stream takes events published to a user (so finding them is one Query of that group)."""
+        joined = [subscription.group]
+        if self.publish is not None and self.publish.users and connection.user_id is not None:
+            joined.append(user_group(self.name, connection.user_id))
+        return joined
 
     def authorize(self, connection: Connection, subscription: Subscription, request: Request) -> Any:
         """Raise `ProtocolError` (forbidden, not_found) if this connection may not subscribe;
@@ -88,8 +122,8 @@ class Stream:
 
     # ---- helpers -----------------------------------------------------------------------
 
-    def frame(self, payload: Mapping[str, Any]) -> bytes:
-        return protocol.encode_frame(self.name, payload)
+    def frame(self, payload: Mapping[str, Any], cursor: str | None = None) -> bytes:
+        return protocol.encode_frame(self.name, payload, cursor)
 
     def refuse_anonymous(self, request: Request) -> ProtocolError:
         return request.fail(protocol.UNAUTHENTICATED, f"sign in to receive {self.name}")
