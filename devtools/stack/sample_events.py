@@ -26,6 +26,7 @@ DOMAIN = "host.docker.internal:3001"
 STAGE = "prod"
 STREAM_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/realtime-documents/stream/2025-11-25T20:00:00.000"
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:realtime-fanout"
+ANNOUNCE_QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:realtime-announce"
 #: The development secret `env.json` gives the functions (make dev generates one per run
 #: unless JWT_SECRET is set: run `JWT_SECRET=$(jq -r .Parameters.JWT_SECRET events/env.json) make dev`
 #: to share it). Never use it anywhere but on your machine.
@@ -100,8 +101,8 @@ def build() -> dict[str, Any]:
         _stream_record("INSERT", "100000000000000000003", {"slug": {"S": "design-review"}}, _image(private), None),
         _stream_record("REMOVE", "100000000000000000004", {"slug": {"S": "welcome"}}, None, _image(renamed)),
     ]}
-    page = {"v": 1, "group": "users", "first": "!", "last": "~",  # every connection id (base64 letters) of the group
-            "delivery": {"kind": "frame", "frame": '{"stream":"users","payload":{"users":1}}', "access": None}}
+    page = {"v": 1, "group": "users", "shard": 0, "first": "!", "last": "~",  # every id of the group's shard 0
+            "delivery": {"kind": "frame", "frame": '{"stream":"users","payload":{"users":1}}', "audience": None}}
     body = json.dumps(page, separators=(",", ":"))
     files["sqs-fanout.json"] = {"Records": [ev.sqs_record({
         "MessageId": "0d5f8f4e-6a2b-4c8e-9d1a-3b7c5e2f9a10", "ReceiptHandle": "AQEBlocal-receipt-handle==",
@@ -109,6 +110,13 @@ def build() -> dict[str, Any]:
                                      "SenderId": "AIDAIENQZJOLO23YVJ4VO",
                                      "ApproximateFirstReceiveTimestamp": str(CONNECTED_AT + 5)},
         "MessageAttributes": {}}, QUEUE_ARN)]}
+    mark = json.dumps({"v": 1, "topic": "users", "key": "", "due": CONNECTED_AT / 1000}, separators=(",", ":"))
+    files["sqs-announce.json"] = {"Records": [ev.sqs_record({
+        "MessageId": "5a1c7e2d-3b4f-4d6a-8e9f-0a1b2c3d4e5f", "ReceiptHandle": "AQEBlocal-announce-receipt==",
+        "Body": mark, "Attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(CONNECTED_AT),
+                                     "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                                     "ApproximateFirstReceiveTimestamp": str(CONNECTED_AT + 1000)},
+        "MessageAttributes": {}}, ANNOUNCE_QUEUE_ARN)]}
     schedule = ev.schedule_event("arn:aws:events:us-east-1:123456789012:rule/realtime-DisconnectFunctionSweep")
     schedule.update({"id": "cdc73f9d-aea9-11e3-9d5a-835b769c0d9c", "time": "2025-11-25T20:00:00Z"})
     files["schedule-sweep.json"] = schedule
@@ -125,6 +133,7 @@ def build() -> dict[str, Any]:
         "PUBLISH_DEAD_LETTER_QUEUE_URL": f"http://{docker}:5000/123456789012/realtime-publish-dead-letter",
         "WEBSOCKET_ENDPOINT": f"http://{docker}:3001",
         "FANOUT_QUEUE_URL": f"http://{docker}:5000/123456789012/realtime-fanout",
+        "ANNOUNCE_QUEUE_URL": f"http://{docker}:5000/123456789012/realtime-announce",
         "JWT_SECRET_ARN": "",
         "JWT_SECRET": DEV_SECRET,
         "AWS_ENDPOINT_URL": f"http://{docker}:5000",

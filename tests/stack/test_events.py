@@ -29,9 +29,14 @@ def function_for(stack, event) -> str:
     for rule in stack.event_rules:  # an event a template rule routes (EventBridge)
         if "requestContext" not in event and "Records" not in event and rule.matches(stack.event_bus_name, event):
             return next(t.function for t in rule.targets if t.function)
+    queue = (event.get("Records") or [{}])[0].get("eventSourceARN") if kind == "SQS" else None
     for lid, spec in stack.specs.items():
-        if any(e.get("Type") == kind for e in spec["Events"].values()):
-            return lid
+        for trigger in spec["Events"].values():
+            if trigger.get("Type") != kind:
+                continue
+            source = (trigger.get("Properties") or {}).get("Queue")
+            if queue is None or stack.aws.queue_arns.get(source["Fn::GetAtt"][0]) == queue:
+                return lid
     raise AssertionError(f"no function in the template takes {kind} events")
 
 

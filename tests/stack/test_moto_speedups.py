@@ -64,7 +64,7 @@ def _scenario(seed: int) -> list[Any]:
         elif kind < 0.35:
             _call(log, client.put_item, TableName="conns",
                   Item={"pk": {"S": conn}, "sk": {"S": "conn"}, "sweep": {"S": "all"},
-                        "seen": {"N": str(rng.randrange(1000))}, "blob": {"B": bytes([step % 256, 0, 255])},
+                        "deadline": {"N": str(rng.randrange(1000))}, "blob": {"B": bytes([step % 256, 0, 255])},
                         "tags": {"SS": ["a", "b"]}, "nested": {"M": {"l": {"L": [{"N": "1.5"}, {"NULL": True}]}}}},
                   ReturnValues="ALL_OLD")
         elif kind < 0.45:
@@ -97,7 +97,7 @@ def _scenario(seed: int) -> list[Any]:
             _call(log, client.get_item, TableName="conns", Key={"pk": {"S": conn}, "sk": {"S": "conn"}},
                   ConsistentRead=True, ReturnConsumedCapacity="TOTAL")
             _call(log, client.update_item, TableName="conns", Key={"pk": {"S": conn}, "sk": {"S": "conn"}},
-                  UpdateExpression="SET seen = :s", ExpressionAttributeValues={":s": {"N": str(step)}},
+                  UpdateExpression="SET deadline = :s", ExpressionAttributeValues={":s": {"N": str(step)}},
                   ReturnValues=rng.choice(["ALL_NEW", "UPDATED_OLD", "NONE"]))
         elif kind < 0.8:
             _query_all(log, client, TableName="conns", KeyConditionExpression="pk = :p AND begins_with(sk, :m)",
@@ -110,8 +110,8 @@ def _scenario(seed: int) -> list[Any]:
                                                   **({":k": {"S": "conn#020"}} if after else {})},
                        Limit=rng.choice([3, 7, 1000]))
         else:
-            _query_all(log, client, TableName="conns", IndexName="by_seen",
-                       KeyConditionExpression="sweep = :s AND seen < :t",
+            _query_all(log, client, TableName="conns", IndexName="by_deadline",
+                       KeyConditionExpression="sweep = :s AND deadline < :t",
                        ExpressionAttributeValues={":s": {"S": "all"}, ":t": {"N": str(rng.randrange(1000))}},
                        Limit=5)
     log.append(sorted(_clean(client.scan(TableName="conns"))["Items"], key=repr))
