@@ -76,3 +76,27 @@ def gateway(dynamodb, stub: ManagementStub, monkeypatch: pytest.MonkeyPatch) -> 
     gw.reset_runtime()
     yield gw
     gw.reset_runtime()
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch):
+    """moto over HTTP on loopback, one request at a time (DynamoDB's per-request atomicity):
+    for races between real threads, each its own client as each Lambda container has."""
+    import threading
+
+    from moto.moto_server import werkzeug_app
+    from moto.server import ThreadedMotoServer
+
+    lock = threading.Lock()
+    original = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def atomic(self, environ, start_response):
+        with lock:
+            return list(original(self, environ, start_response))
+
+    monkeypatch.setattr(werkzeug_app.DomainDispatcherApplication, "__call__", atomic)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

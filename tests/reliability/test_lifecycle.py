@@ -162,27 +162,6 @@ def latest_entry(gw: ApiGateway, watcher: str, slug: str) -> dict | None:
 # ---- real threads against moto in server mode ----------------------------------------------
 
 
-@pytest.fixture
-def moto_server(monkeypatch: pytest.MonkeyPatch):
-    """moto over HTTP on loopback, one request at a time (DynamoDB's per-request atomicity)."""
-    from moto.moto_server import werkzeug_app
-    from moto.server import ThreadedMotoServer
-
-    lock = threading.Lock()
-    original = werkzeug_app.DomainDispatcherApplication.__call__
-
-    def atomic(self, environ, start_response):
-        with lock:
-            return list(original(self, environ, start_response))
-
-    monkeypatch.setattr(werkzeug_app.DomainDispatcherApplication, "__call__", atomic)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def test_racing_connects_and_disconnects_of_the_same_users(moto_server: str, stub) -> None:
     from devtools.template import create_tables
     from realtime import runtime
