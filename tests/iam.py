@@ -120,7 +120,8 @@ class Recorder:
         service, operation = model.service_model.endpoint_prefix, model.name
         if self._current is None:
             return  # the test's own setup and checks
-        if threading.get_ident() != self._thread:
+        # The handler's own thread, or the pool it reads a group's shards with.
+        if threading.get_ident() != self._thread and not threading.current_thread().name.startswith("group-read"):
             self.unattributed.append(f"{service}:{operation} from another thread during {self._current}")
         detail = params.get("IndexName") or params.get("TableName") or params.get("QueueUrl", "")
         for grant in needs(service, operation, params, self.arns):

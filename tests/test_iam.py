@@ -58,6 +58,8 @@ def label(event: dict[str, Any]) -> str:
     """What drove a handler: a route, the schedule, a stream or a queue message kind."""
     if "requestContext" in event:
         return event["requestContext"]["routeKey"]
+    if event.get("detail-type") == "realtime.publish":
+        return "publish"
     records = event.get("Records")
     if not records:
         return "schedule"
@@ -81,6 +83,14 @@ class World:
     stream_marks: dict[str, int]
     announce_url: str = ""
     announce_arn: str = ""
+    dead_letter_url: str = ""
+
+    def publish(self, stream: str, to: dict[str, str], payload: Any) -> dict[str, Any]:
+        """An event from the bus, as the template's rule hands it to the publish function."""
+        from devtools.stack.events import published_event
+        from functions.publish import app
+
+        return app.handler(published_event(stream, to, payload), LambdaContext())
 
     def ghost(self, name: str, *, listening: bool = True, document: str = "roadmap") -> str:
         """A signed-in connection present in `document` (and, `listening`, subscribed to
@@ -89,7 +99,7 @@ class World:
         status, _ = self.gw.connect(query={"token": token(name, name.title())}, cid=cid)
         assert status == 200
         if listening:
-            for stream in ("users", "documents", "notifications"):
+            for stream in ("users", "documents", "notifications", "alerts"):
                 self.gw.send(cid, {"action": "subscribe", "stream": stream})
             for stream in ("document", "comments"):
                 self.gw.send(cid, {"action": "subscribe", "stream": stream, "document": document})
@@ -133,7 +143,8 @@ class World:
 
 def template_values(dynamodb: Any, queues: dict[str, str], secret_arn: str) -> tuple[dict, dict, dict]:
     """refs, getatts and conditions resolving the template to what exists in moto."""
-    names = {"ConnectionsTable": "connections", "DocumentsTable": "documents", "CommentsTable": "comments"}
+    names = {"ConnectionsTable": "connections", "DocumentsTable": "documents", "CommentsTable": "comments",
+             "HistoryTable": "history"}
     refs: dict[str, Any] = {**parameter_defaults(TEMPLATE), "JwtSecretArn": secret_arn,
                             "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
                             "AWS::StackName": "realtime", "AWS::URLSuffix": "amazonaws.com", "RealtimeApi": API_ID}
@@ -166,14 +177,19 @@ def world(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worl
     announce_url = sqs.create_queue(QueueName="announce")["QueueUrl"]
     announce_arn = sqs.get_queue_attributes(QueueUrl=announce_url,
                                             AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dead_letter_url = sqs.create_queue(QueueName="publish-dead-letters")["QueueUrl"]
+    dead_letter_arn = sqs.get_queue_attributes(QueueUrl=dead_letter_url,
+                                               AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     secret_arn = boto3.client("secretsmanager", region_name=REGION).create_secret(
         Name="realtime/jwt", SecretString=SECRET)["ARN"]
     for name, value in {"FANOUT_QUEUE_URL": url, "FANOUT_PAGE_SIZE": "1", "JWT_SECRET": "",
                         "JWT_SECRET_ARN": secret_arn, "ANNOUNCE_QUEUE_URL": announce_url,
-                        "BROADCAST_INTERVAL_MS": "100", "MAX_CONNECTIONS_PER_USER": str(LIMIT)}.items():
+                        "BROADCAST_INTERVAL_MS": "100", "MAX_CONNECTIONS_PER_USER": str(LIMIT),
+                        "PUBLISH_DEAD_LETTER_QUEUE_URL": dead_letter_url}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(broadcast, "REDELIVERY_DELAYS", (1, 1, 1, 1, 1))
-    recorder = Recorder(Arns(REGION, ACCOUNT, API_ID, STAGE, {url: arn, announce_url: announce_arn}), gateway.stub)
+    recorder = Recorder(Arns(REGION, ACCOUNT, API_ID, STAGE, {url: arn, announce_url: announce_arn,
+                                                             dead_letter_url: dead_letter_arn}), gateway.stub)
     with recorder.installed(monkeypatch):
         gateway.reset_runtime()
         for model in Model.__subclasses__():  # PynamoDB keeps a client per model: make new, hooked ones
@@ -187,9 +203,10 @@ def world(gateway: ApiGateway, monkeypatch: pytest.MonkeyPatch) -> Iterator[Worl
                             "$default": message.handler}
         offset = [0.0]
         runtime.app(gateway.stub.endpoint).clock = lambda: time.time() + offset[0]
-        values = template_values(gateway.dynamodb, {"FanoutQueue": arn, "AnnounceQueue": announce_arn}, secret_arn)
+        values = template_values(gateway.dynamodb, {"FanoutQueue": arn, "AnnounceQueue": announce_arn,
+                                                             "PublishDeadLetterQueue": dead_letter_arn}, secret_arn)
         yield World(gateway, recorder, sqs, url, arn, values, offset, {"documents": 0, "comments": 0},
-                    announce_url, announce_arn)
+                    announce_url, announce_arn, dead_letter_url)
 
 
 def drive_everything(w: World) -> None:
@@ -272,6 +289,32 @@ def drive_everything(w: World) -> None:
     gw.stub.clear_faults()
     assert w.drain(wait=3) > 0  # the redelivery round, after its delay
 
+    # Catch-up: a subscribe with `since` replays what the notifications log holds.
+    carol = gw.login("carol", "Carol")
+    acks = [f["payload"] for f in gw.send(carol, {"action": "subscribe", "stream": "notifications", "id": 7})
+            if f["stream"] == "ack"]
+    since = acks[0]["cursor"]
+    gw.put_document("roadmap", "Roadmap 3")
+    w.pump()
+    gw.send(carol, {"action": "subscribe", "stream": "notifications", "since": since, "id": 8})
+
+    # Published events from the bus: to a group (its pages queued), to a user whose tab
+    # closed while present in a room (removed, the room marked afresh: its last roster was
+    # announced), to one connection; and one refused and dead-lettered with its reason.
+    for cid in (alice, bob):
+        gw.send(cid, {"action": "subscribe", "stream": "alerts"})
+    gert = gw.connect(query={"token": token("gert", "Gert")}, cid=ghost_id("gert"))[1]
+    gw.send(gert, {"action": "subscribe", "stream": "alerts"})  # alerts only: no roster finds it gone
+    gw.send(gert, {"action": "enter", "document": "roadmap", "phase": "view"})
+    gw.stub.unregister(gert)
+    w.offset[0] += 5
+    w.drain(wait=2)
+    assert w.publish("alerts", {"group": "alerts"}, {"text": "Deploy at noon"})["rejected"] is None
+    assert w.publish("alerts", {"user": "gert"}, {"text": "For gert"})["rejected"] is None
+    assert w.publish("alerts", {"connection": bob}, {"text": "For this tab"})["rejected"] is None
+    assert w.publish("nope", {"group": "alerts"}, {"text": "x"})["rejected"] is not None
+    w.drain()
+
     # The sweep: closed connections silent for PRESENCE_TTL_SECONDS are asked about and
     # removed, live ones moved forward, expired presence deleted, the drifted counter repaired;
     # then a run whose budget is spent at once still counts what it left over.
@@ -311,6 +354,7 @@ ROUTES = {
     "DisconnectFunction": {"$disconnect", "schedule"},
     "NotifyFunction": {"stream documents", "stream comments", "queue page", "queue redelivery"},
     "AnnounceFunction": {"queue announce"},
+    "PublishFunction": {"publish"},
 }
 
 

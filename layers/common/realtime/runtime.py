@@ -16,6 +16,7 @@ from botocore.config import Config
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from realtime import keys
 from realtime.application import Application
 from realtime.application import load as load_application
 from realtime.announcing import AnnounceQueue, Coalescer
@@ -61,7 +62,10 @@ def _clients() -> dict[str, Any]:
     loaders and credential resolution instead of each paying for their own."""
     config = settings()
     session = boto3.Session(region_name=config.region)
-    return {"session": session, "dynamodb": session.client("dynamodb")}
+    # A broadcast reads every shard of its group at once (`Groups.first_pages`): room for
+    # those reads and the handler's own, instead of botocore's default pool of 10.
+    pool = Config(max_pool_connections=keys.GROUP_SHARDS + 8)
+    return {"session": session, "dynamodb": session.client("dynamodb", config=pool)}
 
 
 @lru_cache(maxsize=1)
