@@ -493,7 +493,7 @@ def test_a_failed_sweep_is_kept_for_an_alarm_and_never_retried() -> None:
 
 RESERVED = {"ConnectFunction": "ConnectReservedConcurrency", "DisconnectFunction": "DisconnectReservedConcurrency",
             "MessageFunction": "MessageReservedConcurrency", "NotifyFunction": "NotifyReservedConcurrency",
-            "AnnounceFunction": "AnnounceReservedConcurrency"}
+            "AnnounceFunction": "AnnounceReservedConcurrency", "PublishFunction": "PublishReservedConcurrency"}
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
@@ -727,7 +727,8 @@ def _management_arns(*verbs: str) -> set[str]:
 #: sweep and `$connect` (a user at the connection limit) ask about connections (GET), every
 #: other function posts; nothing closes one (DELETE).
 MANAGEMENT_VERBS = {"ConnectFunction": ("GET",), "DisconnectFunction": ("POST", "GET"),
-                    "MessageFunction": ("POST",), "NotifyFunction": ("POST",), "AnnounceFunction": ("POST",)}
+                    "MessageFunction": ("POST",), "NotifyFunction": ("POST",), "AnnounceFunction": ("POST",),
+                    "PublishFunction": ("POST",)}
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

@@ -34,6 +34,7 @@ from tests.reliability.conftest import LONG, fuzz_settings
 from tests.reliability.strategies import near_valid_frames, structured_frames
 
 WAIT = 20.0
+LONG_WAIT = 120.0
 log = logging.getLogger("tests.reliability")
 
 
@@ -42,8 +43,11 @@ def stack():
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     with Stack(host="127.0.0.1", ws_port=0, web_port=0, aws_port=0, retry_delay=0.02, schedules=False,
                limits=Limits(), workers=32,
+               # The probe sends two frames per example, far past one connection's frame rate
+               # (its own tests are in test_limits): the fuzz is of frames, not of the limit.
                env={"POWERTOOLS_DEV": "0", "POWERTOOLS_LOG_LEVEL": "ERROR",
-                    "POWERTOOLS_METRICS_DISABLED": "true"}) as running:
+                    "POWERTOOLS_METRICS_DISABLED": "true", "FRAME_RATE": "100000",
+                    "FRAME_BURST": "100000"}) as running:
         yield running
 
 
@@ -66,8 +70,8 @@ class Probe:
         self.n = 0
         self.reconnects = 0
 
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(asyncio.wait_for(coro, WAIT * 2))
+    def run(self, coro: Any, timeout: float = WAIT * 2) -> Any:
+        return self.loop.run_until_complete(asyncio.wait_for(coro, timeout))
 
     async def _connect(self) -> None:
         # No keepalive: the loop runs only inside `run`, so a ping sent before a long pause
@@ -82,7 +86,8 @@ class Probe:
                 self.reconnects += 1
             self.run(self._connect())
 
-    def exchange(self, payload: str | bytes, *, fragments: int = 1) -> tuple[list[dict], int | None]:
+    def exchange(self, payload: str | bytes, *, fragments: int = 1,
+                 wait: float = WAIT) -> tuple[list[dict], int | None]:
         """Send one message (optionally fragmented) then a heartbeat; the frames answering the
         first, or the close code when the gateway closed the socket."""
         self.ensure()
@@ -99,16 +104,23 @@ class Probe:
                 await self.ws.send(json.dumps({"action": "heartbeat", "id": marker}))
                 got = []
                 while True:
-                    frame = json.loads(await asyncio.wait_for(self.ws.recv(), WAIT))
+                    frame = json.loads(await asyncio.wait_for(self.ws.recv(), wait))
                     if frame.get("stream") == "ack" and frame["payload"].get("id") == marker:
                         return got, None
                     got.append(frame)
             except websockets.ConnectionClosed as exc:
                 return [], exc.rcvd.code if exc.rcvd else 1006
+            except TimeoutError:  # an OSError too: a silent gateway is not a reset socket
+                raise AssertionError(f"no answer to {payload[:80]!r} within {wait} s") from None
             except OSError:  # reset while still writing: the close frame never arrived
                 return [], 1006
 
-        return self.run(go())
+        return self.run(go(), wait * 2)
+
+    def warm(self) -> None:
+        """One heartbeat with a long wait: the first message runs the stack's cold start (the
+        app built, the first DynamoDB connections), which on a loaded machine outlasts WAIT."""
+        assert self.exchange(json.dumps({"action": "heartbeat", "id": "warm"}), wait=LONG_WAIT)[1] is None
 
     def close(self) -> None:
         if self.ws is not None:
@@ -119,6 +131,7 @@ class Probe:
 @pytest.fixture(scope="module")
 def probe(stack: Stack):
     p = Probe(stack)
+    p.warm()
     yield p
     p.close()
 
