@@ -43,14 +43,6 @@ export function byTitle(a, b) {
   return a.document < b.document ? -1 : a.document > b.document ? 1 : 0;
 }
 
-/** Call `reload` when the server resets that subscription (its history cannot be replayed). */
-function onReset(client, stream, params, reload) {
-  return client.on("reset", (event) => {
-    if (event.stream !== stream) return;
-    if (Object.entries(params).every(([name, value]) => String(event.params?.[name]) === String(value))) reload();
-  });
-}
-
 function notify(listeners, ...args) {
   for (const callback of [...listeners]) callback(...args);
 }
@@ -67,10 +59,7 @@ export class DocumentList {
     /** @type {Map<string, DocumentEntry>} */
     this.entries = new Map();
     this.listeners = new Set();
-    this._stops = [
-      client.stream("documents").listen((payload) => this.apply(payload)),
-      onReset(client, "documents", {}, () => client.resubscribe("documents").catch(() => {})),
-    ];
+    this._stops = [client.stream("documents").listen((payload) => this.apply(payload))];
   }
 
   /** Subscribe (resolves on the ack, after the snapshot). */
@@ -131,7 +120,6 @@ export class DocumentPresence {
     this._stops = [
       client.stream("document", {document: slug}).listen((payload) => this.apply(payload)),
       client.stream("notifications").listen((payload) => this._noted(payload)),
-      onReset(client, "document", {document: slug}, () => client.resubscribe("document", {document: slug}).catch(() => {})),
     ];
   }
 
@@ -232,10 +220,9 @@ export class Comments {
     this.loaded = false;
     this.listeners = new Set();
     this.binding = client.binding("comments");
-    this._stops = [
-      client.stream("comments", {document: slug}).listen((payload) => this.apply(payload)),
-      onReset(client, "comments", {document: slug}, () => this.reload()),
-    ];
+    // After a reset the client itself subscribes again: the snapshot that follows replaces
+    // the list (`full`), so nothing is missing for long.
+    this._stops = [client.stream("comments", {document: slug}).listen((payload) => this.apply(payload))];
   }
 
   /** Subscribe (resolves on the ack, after the snapshot). */
@@ -243,7 +230,7 @@ export class Comments {
     return this.client.subscribe("comments", {document: this.slug});
   }
 
-  /** Load the snapshot again (after a reset). */
+  /** Load the snapshot again (the client does after a reset; a page may want to as well). */
   reload() {
     return this.client.resubscribe("comments", {document: this.slug}).catch(() => {});
   }
