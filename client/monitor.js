@@ -3,7 +3,7 @@
 // the generic core in realtime.js. Another application writes its own models the same way.
 //
 //   import {connect} from "./realtime.js";
-//   import {DocumentList, DocumentPresence, Comments} from "./monitor.js";
+//   import {Alerts, DocumentList, DocumentPresence, Comments} from "./monitor.js";
 
 import {RealtimeError} from "./realtime.js";
 
@@ -340,5 +340,51 @@ export class Comments {
     for (const stop of this._stops) stop();
     this.listeners.clear();
     return this.client.unsubscribe("comments", {document: this.slug}).catch(() => {});
+  }
+}
+
+/**
+ * The `alerts` stream (signed-in users): what other AWS services publish to this user, to
+ * this connection or to every subscriber (`realtime.publish` events), payloads as
+ * published. No snapshot. The core replays what a dropped page missed (from the subscribe
+ * ack's cursor when nothing came before the drop) and drops a second copy of an event (its
+ * `event` id). `onAlert(cb)` gets `(payload, frame)`; `onMissed(cb)` is called when the
+ * server could not replay what was missed (a reset: past its limit or retention).
+ */
+export class Alerts {
+  /** @param {import("./realtime.js").RealtimeClient} client */
+  constructor(client) {
+    this.client = client;
+    this.listeners = new Set();
+    this.missed = new Set();
+    this._stops = [client.stream("alerts").listen((payload, frame) => {
+      if (!payload || typeof payload !== "object" || Array.isArray(payload)) return;
+      if (payload.reset === true) notify(this.missed);
+      else notify(this.listeners, payload, frame);
+    })];
+  }
+
+  /** Subscribe (signed-in connections only: anonymous ones are answered `unauthenticated`). */
+  start() {
+    return this.client.subscribe("alerts");
+  }
+
+  /** @param {(payload: Record<string, any>, frame: object) => void} callback */
+  onAlert(callback) {
+    this.listeners.add(callback);
+    return () => this.listeners.delete(callback);
+  }
+
+  /** @param {() => void} callback */
+  onMissed(callback) {
+    this.missed.add(callback);
+    return () => this.missed.delete(callback);
+  }
+
+  stop() {
+    for (const stop of this._stops) stop();
+    this.listeners.clear();
+    this.missed.clear();
+    return this.client.unsubscribe("alerts").catch(() => {});
   }
 }
