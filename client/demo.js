@@ -271,7 +271,7 @@ class DocumentPage {
     this.stopped = false;
     this.commentsProblem = null;
     this.commentMessage = "";
-    this.editing = null; // {id, draft}
+    this.editing = null; // {id, draft, version: the one the edit started from}
     this.commentBusy = new Set();
     this.commentElements = new Map();
     this.signatures = new WeakMap();
@@ -393,8 +393,8 @@ class DocumentPage {
   renderRemaining() {
     const length = [...this.commentBody.value].length;
     const left = COMMENT_MAX_CHARS - length;
-    this.remaining.textContent = left >= 0 ? `${left.toLocaleString("en")} characters left`
-      : `${(-left).toLocaleString("en")} characters too many`;
+    const characters = (n) => `${n.toLocaleString("en")} character${n === 1 ? "" : "s"}`;
+    this.remaining.textContent = left >= 0 ? `${characters(left)} left` : `${characters(-left)} too many`;
     this.remaining.classList.toggle("over", left < 0);
     this.commentSubmit.disabled = left < 0;
   }
@@ -428,7 +428,14 @@ class DocumentPage {
     this.renderComments();
     try {
       if (action === "save") {
-        await this.comments.edit(id, this.editing.draft);
+        const {draft, version} = this.editing;
+        try {
+          await this.comments.edit(id, draft, {version});
+        } catch (error) {
+          // Changed meanwhile: show their version rather than an editor over it.
+          if (error.code === "conflict") this.editing = null;
+          throw error;
+        }
         this.editing = null;
       } else {
         await this.comments.remove(id);
@@ -465,7 +472,7 @@ class DocumentPage {
       if (mine) {
         item.append(h("div", {class: "comment-actions"},
           h("button", {type: "button", class: "secondary small", disabled: busy || comment.pending, "data-testid": `comment-edit-${comment.id}`,
-                       onclick: () => { this.editing = {id: comment.id, draft: comment.body ?? ""}; this.renderComments(); }}, "Edit"),
+                       onclick: () => { this.editing = {id: comment.id, draft: comment.body ?? "", version: comment.version}; this.renderComments(); }}, "Edit"),
           h("button", {type: "button", class: "secondary small", disabled: busy || comment.pending, "data-testid": `comment-delete-${comment.id}`,
                        onclick: () => this.commentAction(comment.id, "delete")}, "Delete")));
       }

@@ -303,13 +303,19 @@ export class Comments {
     return ack;
   }
 
-  /** Change a comment's body, at the version shown; rejects `conflict` if it changed since. */
-  async edit(id, body) {
+  /**
+   * Change a comment's body; rejects `conflict` if it changed since `version` (by default
+   * the version shown now). An editor passes the version the user started from, so a change
+   * made meanwhile (another tab, another service) is not overwritten unseen.
+   * @param {string} id @param {string} body @param {{version?: number}} [options]
+   */
+  async edit(id, body, {version: from} = {}) {
     const comment = this.get(id);
     if (!comment) throw new RealtimeError("not_found", "that comment is gone");
     const problem = commentProblem(body);
     if (problem) throw new RealtimeError("bad_request", problem);
-    const ack = await this.binding.update({document: this.slug, id: comment.id}, {body}, comment.version);
+    const base = Number.isSafeInteger(from) ? from : comment.version;
+    const ack = await this.binding.update({document: this.slug, id: comment.id}, {body}, base);
     const now = this.get(id);
     if (now && Number.isSafeInteger(ack?.version) && version(now) < ack.version) {
       this.byId.set(now.id, {...now, body, version: ack.version});

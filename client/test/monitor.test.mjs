@@ -239,6 +239,21 @@ test("Comments: edit and remove send the version shown, and follow the ack's ver
   assert.equal(model.get("1"), undefined);
 });
 
+test("Comments: an edit started from an older version sends that version (the server answers conflict)", async () => {
+  const {model, sockets} = await comments();
+  model.start();
+  sockets[0].push("comments", {document: "d", full: true, comments: [
+    {id: "1", document: "d", author: "alice", body: "v1", created_at: "t", version: 1}]});
+  sockets[0].ackAll();
+  sockets[0].push("comments", note("update", "1", {author: "alice", body: "v2 from the other tab", created_at: "t", version: 2}, 40));
+  const editing = model.edit("1", "my edit of v1", {version: 1});
+  const update = sockets[0].last("update");
+  assert.equal(update.version, 1);
+  sockets[0].error(update.id, "conflict", "version 2, not 1");
+  await assert.rejects(editing, {code: "conflict"});
+  assert.equal(model.get("1").body, "v2 from the other tab");
+});
+
 test("Comments: a conflict rejects with its code and changes nothing", async () => {
   const {model, sockets} = await comments();
   model.start();
