@@ -104,3 +104,10 @@ export function alertResult(status, answer) {
   if (status === 502) return {ok: false, text: `The event bus did not take it (502): ${why}`};
   return {ok: false, text: `${status}: ${why || "unexpected answer"}`};
 }
+
+/** A comment's `created_at` (ISO 8601 from the server) as people read it; anything else as it is. */
+export function commentTime(value, locale = "en") {
+  const when = typeof value === "string" ? Date.parse(value) : NaN;
+  if (Number.isNaN(when)) return String(value);
+  return new Date(when).toLocaleString(locale, {dateStyle: "medium", timeStyle: "short"});
+}

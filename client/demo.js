@@ -14,7 +14,7 @@
 
 import {connect} from "./realtime.js";
 import {Alerts, Comments, commentProblem, COMMENT_MAX_CHARS, DocumentList, DocumentPresence, phaseRoster} from "./monitor.js";
-import {alertResult, alertText, imageUrl, moreText, personParts, STATE_HINTS, websocketOverride} from "./demo-helpers.js";
+import {alertResult, alertText, commentTime, imageUrl, moreText, personParts, STATE_HINTS, websocketOverride} from "./demo-helpers.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -452,7 +452,8 @@ class DocumentPage {
     const mine = this.comments.mine(comment);
     const busy = this.commentBusy.has(comment.id);
     const editing = mine && this.editing?.id === comment.id;
-    const when = comment.created_at ? h("time", {datetime: String(comment.created_at)}, String(comment.created_at)) : h("span", {class: "hint"}, "sending…");
+    const when = comment.created_at ? h("time", {datetime: String(comment.created_at)}, commentTime(comment.created_at))
+      : h("span", {class: "hint"}, "sending…");
     const item = h("li", {class: `comment${mine ? " mine" : ""}`, "data-testid": `comment-${comment.id}`,
                           "data-author": comment.author ?? "", "data-version": comment.version ?? ""},
       h("p", {class: "meta"}, h("bdi", {class: "uid", "data-testid": "comment-author"}, comment.author ?? "?"), " · ", when));

@@ -736,7 +736,7 @@ export class RealtimeClient {
     if (entry && (entry.request === request || request.replacement)) {
       if (request.owner === this.subscriptions && request.frame.action === "subscribe") {
         if (error) delete entry.replayed;
-        else this._acked(entry, request, ack);
+        else this._acked(entry, ack);
       }
       if (entry.request === request) entry.request = null;
       // The page's own request failed: it is not wanted any more. A replay (nobody's
@@ -964,7 +964,7 @@ export class RealtimeClient {
   /** A subscribe's ack: its cursor is where to replay from if no frame with a cursor comes
    * before the next drop (a page that heard nothing, typically `alerts`, still catches up).
    * A replay's ack comes after every replayed frame, so their cursors count from now on. */
-  _acked(entry, request, ack) {
+  _acked(entry, ack) {
     const replayed = entry.replayed;
     delete entry.replayed;
     if (typeof ack?.cursor !== "string" || !ack.cursor) return; // a reset: no cursor to keep

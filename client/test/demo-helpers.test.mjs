@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {ALERT_CHARS, alertResult, alertText, imageUrl, moreText, personParts, websocketOverride} from "../demo-helpers.js";
+import {ALERT_CHARS, alertResult, alertText, commentTime, imageUrl, moreText, personParts, websocketOverride} from "../demo-helpers.js";
 
 const page = {hostname: "demo.example.com", href: "https://demo.example.com/index.html?user=alice"};
 
@@ -78,4 +78,12 @@ test("alertResult: 202 names the event; 400, 403, 502 and a missing route say wh
   assert.match(alertResult(502, {error: "throttled"}).text, /event bus did not take it \(502\): throttled/);
   assert.match(alertResult(404, null).text, /no POST \/dev\/alerts route/);
   for (const status of [400, 403, 404, 502, 500]) assert.equal(alertResult(status, {}).ok, false);
+});
+
+test("commentTime: the server's ISO time as people read it; anything else as it is", () => {
+  const shown = commentTime("2026-02-03T04:05:06.789+00:00");
+  assert.match(shown, /2026/);
+  assert.doesNotMatch(shown, /T04:05/);
+  assert.equal(commentTime("not a time"), "not a time");
+  assert.equal(commentTime(42), "42");
 });

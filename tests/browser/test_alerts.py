@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import People
+from tests.browser.conftest import People, screenshot
 
 
 def send_alert(person, to: str, text: str, title: str = "") -> None:
@@ -23,7 +23,7 @@ def alerts(person, text: str | None = None):
     return found.filter(has_text=text) if text else found
 
 
-def test_an_alert_from_the_form_reaches_every_page_of_that_user_and_nobody_else(stack, people: People):
+def test_an_alert_from_the_form_reaches_every_page_of_that_user_and_nobody_else(stack, people: People, tmp_path):
     alice = people.open_page(stack, "alice", "Alice")
     alice_again = people.open_page(stack, "alice", "Alice", hash="#/doc/welcome")  # another tab
     bob = people.open_page(stack, "bob", "Bob")
@@ -35,6 +35,10 @@ def test_an_alert_from_the_form_reaches_every_page_of_that_user_and_nobody_else(
     for tab in (alice, alice_again):
         expect(alerts(tab, "Your export is ready")).to_have_count(1)
         expect(alerts(tab, "Your export is ready")).to_contain_text("Alert: Exports")
+    expect(alice_again.users_count).to_have_text("2")  # for the screenshot: the page settled
+    expect(alice_again.page_phase("view")).to_have_text("Alice (alice)")
+    expect(alice_again.list_phase("welcome", "view")).to_have_text("view Alice (alice)")
+    screenshot(alice_again.page, "alerts.png", tmp_path)
     # Absence by order: Bob's own alert comes after Alice's would have.
     send_alert(alice, "bob", "Meeting moved")
     expect(alerts(bob, "Meeting moved")).to_have_count(1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import People
+from tests.browser.conftest import People, screenshot
 
 DOC = "#/doc/welcome"
 
@@ -26,7 +26,7 @@ def comment_id(person, text: str) -> str:
     return comment(person, text).get_attribute("data-testid").removeprefix("comment-")
 
 
-def test_a_comment_reaches_the_other_user_live_with_its_author(stack, people: People):
+def test_a_comment_reaches_the_other_user_live_with_its_author(stack, people: People, tmp_path):
     alice = people.open_page(stack, "alice", "Alice", hash=DOC)
     bob = people.open_page(stack, "bob", "Bob", hash=DOC)
     expect(bob.testid("comment-form")).to_be_visible()
@@ -41,6 +41,9 @@ def test_a_comment_reaches_the_other_user_live_with_its_author(stack, people: Pe
     expect(comment(alice, "Then Bob")).to_have_count(1)
     texts = alice.testid("comment-list").get_by_test_id("comment-text").all_inner_texts()
     assert texts[-2:] == ["First, from Alice", "Then Bob"], texts  # oldest first
+    expect(alice.page_phase("view")).to_have_text("Alice (alice), Bob (bob)")  # for the screenshot
+    alice.testid("comment-form").scroll_into_view_if_needed()
+    screenshot(alice.page, "comments.png", tmp_path)
 
 
 def test_only_the_author_may_edit_or_delete_and_both_changes_reach_the_other_user(stack, people: People):
