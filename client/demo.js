@@ -136,7 +136,8 @@ function renderAccount() {
 const ACTIONS = {create: "New document", update: "Document updated", delete: "Document removed"};
 
 function notify(note) {
-  if (note.model && note.model !== "document") return;
+  // Documents' create/update/delete only: not a `reset` (the notice says that), not another model.
+  if (!note || !Object.hasOwn(ACTIONS, note.action) || (note.model && note.model !== "document")) return;
   const slug = note.data?.slug ?? note.pk;
   if (note.action !== "delete" && note.data) known.set(slug, {...known.get(slug), ...note.data});
   const title = note.data?.title ?? known.get(slug)?.title ?? slug;
