@@ -67,3 +67,47 @@ export const STATE_HINTS = {
   refused: "The server refused the connection several times in a row (an expired token, too many " +
            "connections, or the server is down). It stopped trying.",
 };
+
+/** Characters of an alert's text shown at most (a payload may be up to 32 KB). */
+export const ALERT_CHARS = 300;
+
+function clip(text) {
+  const chars = [...text];
+  return chars.length > ALERT_CHARS ? `${chars.slice(0, ALERT_CHARS - 1).join("")}…` : text;
+}
+
+/**
+ * What a toast says for an alert: its payload is whatever another AWS service published.
+ * `title` and `text`, when they are strings, are the heading and the body; otherwise the
+ * payload is shown as JSON. Always text: the page never renders a payload as HTML.
+ * @param {Record<string, any>} payload
+ * @returns {{heading: string, body: string}}
+ */
+export function alertText(payload) {
+  const title = typeof payload?.title === "string" && payload.title.trim() ? payload.title.trim() : null;
+  const heading = title ? `Alert: ${clip(title)}` : "Alert";
+  if (typeof payload?.text === "string") return {heading, body: clip(payload.text)};
+  const rest = {...payload};
+  if (title) delete rest.title;
+  return {heading, body: Object.keys(rest).length ? clip(JSON.stringify(rest)) : ""};
+}
+
+/** The "send an alert" form's answer from `POST /dev/alerts`, as words. */
+export function alertResult(status, answer) {
+  const why = typeof answer?.error === "string" ? answer.error : "";
+  if (status === 202) return {ok: true, text: `Published: event ${answer?.eventId ?? "?"} on bus ${answer?.bus ?? "?"}`};
+  if (status === 404 || status === 405) {
+    return {ok: false, text: "This server has no POST /dev/alerts route: publish with aws events put-events instead (see make dev's banner)."};
+  }
+  if (status === 400) return {ok: false, text: `Not sent, the request is malformed (400): ${why}`};
+  if (status === 403) return {ok: false, text: `Refused (403): ${why}`};
+  if (status === 502) return {ok: false, text: `The event bus did not take it (502): ${why}`};
+  return {ok: false, text: `${status}: ${why || "unexpected answer"}`};
+}
+
+/** A comment's `created_at` (ISO 8601 from the server) as people read it; anything else as it is. */
+export function commentTime(value, locale = "en") {
+  const when = typeof value === "string" ? Date.parse(value) : NaN;
+  if (Number.isNaN(when)) return String(value);
+  return new Date(when).toLocaleString(locale, {dateStyle: "medium", timeStyle: "short"});
+}

@@ -1,20 +1,20 @@
 // The demo application, the seed's concurrency monitor: the live user counter, the document
 // list with presence badges, a document page (opening it counts you as viewing it) with its
-// phases and comments, and notifications. Protocol work is in realtime.js, the models in
-// monitor.js.
+// phases and comments, notifications and alerts. Protocol work is in realtime.js, the models
+// in monitor.js.
 //
 // Sign-in (development only): `?user=<id>&name=<display name>` in the URL; none: anonymous.
 // The local stack answers `GET /dev/config` (where the WebSocket is) and `GET /dev/token`.
 // `?ws=<url>` overrides the endpoint, for this page's host or loopback only (the token goes
-// there). The "another AWS service" form writes with `POST /dev/documents` and `DELETE
-// /dev/documents/<slug>` on the same server.
+// there). The "another AWS service" forms write with `POST /dev/documents` and `DELETE
+// /dev/documents/<slug>`, and publish an alert with `POST /dev/alerts`, on the same server.
 //
 // The page runs under a Content-Security-Policy allowing only its own scripts and styles:
 // no inline scripts, handlers or style attributes here or in index.html.
 
 import {connect} from "./realtime.js";
-import {Comments, commentProblem, COMMENT_MAX_CHARS, DocumentList, DocumentPresence, phaseRoster} from "./monitor.js";
-import {imageUrl, moreText, personParts, STATE_HINTS, websocketOverride} from "./demo-helpers.js";
+import {Alerts, Comments, commentProblem, COMMENT_MAX_CHARS, DocumentList, DocumentPresence, phaseRoster} from "./monitor.js";
+import {alertResult, alertText, commentTime, imageUrl, moreText, personParts, STATE_HINTS, websocketOverride} from "./demo-helpers.js";
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -136,23 +136,36 @@ function renderAccount() {
 const ACTIONS = {create: "New document", update: "Document updated", delete: "Document removed"};
 
 function notify(note) {
-  if (note.model && note.model !== "document") return;
+  // Documents' create/update/delete only: not a `reset` (the notice says that), not another model.
+  if (!note || !Object.hasOwn(ACTIONS, note.action) || (note.model && note.model !== "document")) return;
   const slug = note.data?.slug ?? note.pk;
   if (note.action !== "delete" && note.data) known.set(slug, {...known.get(slug), ...note.data});
   const title = note.data?.title ?? known.get(slug)?.title ?? slug;
   const heading = `${ACTIONS[note.action] ?? note.action}: ${title}`;
   const target = note.action === "delete" ? "#/" : `#/doc/${encodeURIComponent(slug)}`;
   const body = note.action === "delete" ? "It is gone, or you may no longer read it." : note.data?.abstract || "";
+  show({heading, body, target, action: note.action, slug, tag: `${slug}:${note.seq}`});
+}
+
+/** An alert another AWS service published to this user (or to everyone): shown like a
+ * notification, as text, with nothing to open. */
+function alerted(payload, frame) {
+  const {heading, body} = alertText(payload);
+  show({heading, body, target: null, action: "alert", slug: null, tag: `alert:${frame.event ?? frame.cursor ?? ""}`});
+}
+
+/** By the browser once the user allowed it, else in the page. */
+function show(item) {
   if ("Notification" in window && Notification.permission === "granted") {
-    const shown = new Notification(heading, {body, tag: `${slug}:${note.seq}`});
+    const shown = new Notification(item.heading, {body: item.body, tag: item.tag});
     shown.onclick = () => {
       window.focus();
-      location.hash = target;
+      if (item.target) location.hash = item.target;
       shown.close();
     };
     return;
   }
-  toast(heading, body, target, note);
+  toast(item);
 }
 
 /**
@@ -160,7 +173,7 @@ function notify(note) {
  * in the flow of the page, so they never cover a control. At most `maxToasts` show, the
  * newest first; each goes by itself after `toastMs`, paused while pointed at or focused.
  */
-function toast(heading, body, target, note) {
+function toast({heading, body, target, action, slug}) {
   const box = $("#toasts");
   let timer = null;
   const dismiss = () => {
@@ -172,11 +185,12 @@ function toast(heading, body, target, note) {
     clearTimeout(timer);
     timer = setTimeout(dismiss, settings.toastMs);
   };
-  const element = h("div", {class: `toast toast-${note.action}`, "data-testid": "notification",
-                            "data-action": note.action, "data-slug": note.data?.slug ?? note.pk,
+  const text = [h("strong", {}, heading), body ? h("span", {}, body) : null];
+  const element = h("div", {class: `toast toast-${action}`, "data-testid": "notification",
+                            "data-action": action, "data-slug": slug,
                             onmouseenter: () => clearTimeout(timer), onmouseleave: arm,
                             onfocusin: () => clearTimeout(timer), onfocusout: arm},
-    h("a", {href: target, class: "toast-link", onclick: dismiss}, h("strong", {}, heading), body ? h("span", {}, body) : null),
+    target ? h("a", {href: target, class: "toast-link", onclick: dismiss}, text) : h("p", {class: "toast-link"}, text),
     h("button", {type: "button", class: "dismiss", "aria-label": "Dismiss notification", onclick: dismiss}, "×"));
   box.prepend(element);
   while (box.children.length > settings.maxToasts) box.lastElementChild.remove();
@@ -258,7 +272,7 @@ class DocumentPage {
     this.stopped = false;
     this.commentsProblem = null;
     this.commentMessage = "";
-    this.editing = null; // {id, draft}
+    this.editing = null; // {id, draft, version: the one the edit started from}
     this.commentBusy = new Set();
     this.commentElements = new Map();
     this.signatures = new WeakMap();
@@ -380,8 +394,8 @@ class DocumentPage {
   renderRemaining() {
     const length = [...this.commentBody.value].length;
     const left = COMMENT_MAX_CHARS - length;
-    this.remaining.textContent = left >= 0 ? `${left.toLocaleString("en")} characters left`
-      : `${(-left).toLocaleString("en")} characters too many`;
+    const characters = (n) => `${n.toLocaleString("en")} character${n === 1 ? "" : "s"}`;
+    this.remaining.textContent = left >= 0 ? `${characters(left)} left` : `${characters(-left)} too many`;
     this.remaining.classList.toggle("over", left < 0);
     this.commentSubmit.disabled = left < 0;
   }
@@ -415,7 +429,14 @@ class DocumentPage {
     this.renderComments();
     try {
       if (action === "save") {
-        await this.comments.edit(id, this.editing.draft);
+        const {draft, version} = this.editing;
+        try {
+          await this.comments.edit(id, draft, {version});
+        } catch (error) {
+          // Changed meanwhile: show their version rather than an editor over it.
+          if (error.code === "conflict") this.editing = null;
+          throw error;
+        }
         this.editing = null;
       } else {
         await this.comments.remove(id);
@@ -432,7 +453,8 @@ class DocumentPage {
     const mine = this.comments.mine(comment);
     const busy = this.commentBusy.has(comment.id);
     const editing = mine && this.editing?.id === comment.id;
-    const when = comment.created_at ? h("time", {datetime: String(comment.created_at)}, String(comment.created_at)) : h("span", {class: "hint"}, "sending…");
+    const when = comment.created_at ? h("time", {datetime: String(comment.created_at)}, commentTime(comment.created_at))
+      : h("span", {class: "hint"}, "sending…");
     const item = h("li", {class: `comment${mine ? " mine" : ""}`, "data-testid": `comment-${comment.id}`,
                           "data-author": comment.author ?? "", "data-version": comment.version ?? ""},
       h("p", {class: "meta"}, h("bdi", {class: "uid", "data-testid": "comment-author"}, comment.author ?? "?"), " · ", when));
@@ -452,7 +474,7 @@ class DocumentPage {
       if (mine) {
         item.append(h("div", {class: "comment-actions"},
           h("button", {type: "button", class: "secondary small", disabled: busy || comment.pending, "data-testid": `comment-edit-${comment.id}`,
-                       onclick: () => { this.editing = {id: comment.id, draft: comment.body ?? ""}; this.renderComments(); }}, "Edit"),
+                       onclick: () => { this.editing = {id: comment.id, draft: comment.body ?? "", version: comment.version}; this.renderComments(); }}, "Edit"),
           h("button", {type: "button", class: "secondary small", disabled: busy || comment.pending, "data-testid": `comment-delete-${comment.id}`,
                        onclick: () => this.commentAction(comment.id, "delete")}, "Delete")));
       }
@@ -521,7 +543,42 @@ function renderHome() {
 
 // ---------------------------------------------------------------------- "another AWS service"
 
-function setupServiceForm() {
+function setupServiceForms() {
+  setupDocumentForm();
+  setupAlertForm();
+}
+
+/** "Send an alert to a user": another AWS service putting a `realtime.publish` event on the bus. */
+function setupAlertForm() {
+  const form = $("#alert-form");
+  const result = $("#alert-result");
+  if (me) form.elements.to.value = me.user;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const body = {to: {user: String(data.get("to")).trim()}, payload: {text: String(data.get("text"))}};
+    const title = String(data.get("title") || "").trim();
+    if (title) body.payload.title = title;
+    let outcome;
+    try {
+      const response = await fetch("/dev/alerts", {method: "POST", headers: {"Content-Type": "application/json"},
+                                                   body: JSON.stringify(body)});
+      let answer = null;
+      try {
+        answer = await response.json();
+      } catch {
+        // not JSON: the status says enough
+      }
+      outcome = alertResult(response.status, answer);
+    } catch (error) {
+      outcome = {ok: false, text: `POST /dev/alerts failed: ${error.message}`};
+    }
+    result.textContent = outcome.text;
+    result.dataset.ok = outcome.ok ? "yes" : "no";
+  });
+}
+
+function setupDocumentForm() {
   const form = $("#service-form");
   const result = $("#service-result");
   const report = (text, ok) => {
@@ -565,10 +622,10 @@ function setupServiceForm() {
 
 async function main() {
   renderAccount();
-  setupServiceForm();
+  setupServiceForms();
   $("#notes-hint").textContent = me
-    ? "Documents created, changed or removed show here for a few seconds."
-    : "Sign in to get notifications.";
+    ? "Documents created, changed or removed, and alerts for you, show here for a few seconds."
+    : "Sign in to get notifications and alerts.";
   let config;
   try {
     config = await loadConfig();
@@ -601,6 +658,12 @@ async function main() {
   client.on("open", () => $("#notice").dataset.testid !== "ws-ignored" && notice(""));
   client.on("drop", ({frame}) => notice(`Offline too long: dropped a queued "${frame.action}".`, "warning"));
   client.on("error", (error) => console.warn("realtime:", error));
+  // The client subscribes again by itself; the page only says what may be missing.
+  client.on("reset", ({stream}) => {
+    if (stream === "notifications" || stream === "alerts") {
+      notice(`Some ${stream} sent while this page was offline could not be caught up on.`, "warning", "missed");
+    }
+  });
   showState(client.state);
 
   client.stream("users").listen(({users}) => {
@@ -620,6 +683,11 @@ async function main() {
     client.subscribe("notifications")
       .then(() => (document.body.dataset.notifications = "on"))
       .catch((error) => notice(`Notifications unavailable: ${error.message}`, "error"));
+    const alerts = new Alerts(client);
+    alerts.onAlert(alerted);
+    alerts.start()
+      .then(() => (document.body.dataset.alerts = "on"))
+      .catch((error) => notice(`Alerts unavailable: ${error.message}`, "error"));
     offerBrowserNotifications();
   }
 

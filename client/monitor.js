@@ -3,7 +3,7 @@
 // the generic core in realtime.js. Another application writes its own models the same way.
 //
 //   import {connect} from "./realtime.js";
-//   import {DocumentList, DocumentPresence, Comments} from "./monitor.js";
+//   import {Alerts, DocumentList, DocumentPresence, Comments} from "./monitor.js";
 
 import {RealtimeError} from "./realtime.js";
 
@@ -43,14 +43,6 @@ export function byTitle(a, b) {
   return a.document < b.document ? -1 : a.document > b.document ? 1 : 0;
 }
 
-/** Call `reload` when the server resets that subscription (its history cannot be replayed). */
-function onReset(client, stream, params, reload) {
-  return client.on("reset", (event) => {
-    if (event.stream !== stream) return;
-    if (Object.entries(params).every(([name, value]) => String(event.params?.[name]) === String(value))) reload();
-  });
-}
-
 function notify(listeners, ...args) {
   for (const callback of [...listeners]) callback(...args);
 }
@@ -67,10 +59,7 @@ export class DocumentList {
     /** @type {Map<string, DocumentEntry>} */
     this.entries = new Map();
     this.listeners = new Set();
-    this._stops = [
-      client.stream("documents").listen((payload) => this.apply(payload)),
-      onReset(client, "documents", {}, () => client.resubscribe("documents").catch(() => {})),
-    ];
+    this._stops = [client.stream("documents").listen((payload) => this.apply(payload))];
   }
 
   /** Subscribe (resolves on the ack, after the snapshot). */
@@ -131,7 +120,6 @@ export class DocumentPresence {
     this._stops = [
       client.stream("document", {document: slug}).listen((payload) => this.apply(payload)),
       client.stream("notifications").listen((payload) => this._noted(payload)),
-      onReset(client, "document", {document: slug}, () => client.resubscribe("document", {document: slug}).catch(() => {})),
     ];
   }
 
@@ -232,10 +220,9 @@ export class Comments {
     this.loaded = false;
     this.listeners = new Set();
     this.binding = client.binding("comments");
-    this._stops = [
-      client.stream("comments", {document: slug}).listen((payload) => this.apply(payload)),
-      onReset(client, "comments", {document: slug}, () => this.reload()),
-    ];
+    // After a reset the client itself subscribes again: the snapshot that follows replaces
+    // the list (`full`), so nothing is missing for long.
+    this._stops = [client.stream("comments", {document: slug}).listen((payload) => this.apply(payload))];
   }
 
   /** Subscribe (resolves on the ack, after the snapshot). */
@@ -243,7 +230,7 @@ export class Comments {
     return this.client.subscribe("comments", {document: this.slug});
   }
 
-  /** Load the snapshot again (after a reset). */
+  /** Load the snapshot again (the client does after a reset; a page may want to as well). */
   reload() {
     return this.client.resubscribe("comments", {document: this.slug}).catch(() => {});
   }
@@ -316,13 +303,19 @@ export class Comments {
     return ack;
   }
 
-  /** Change a comment's body, at the version shown; rejects `conflict` if it changed since. */
-  async edit(id, body) {
+  /**
+   * Change a comment's body; rejects `conflict` if it changed since `version` (by default
+   * the version shown now). An editor passes the version the user started from, so a change
+   * made meanwhile (another tab, another service) is not overwritten unseen.
+   * @param {string} id @param {string} body @param {{version?: number}} [options]
+   */
+  async edit(id, body, {version: from} = {}) {
     const comment = this.get(id);
     if (!comment) throw new RealtimeError("not_found", "that comment is gone");
     const problem = commentProblem(body);
     if (problem) throw new RealtimeError("bad_request", problem);
-    const ack = await this.binding.update({document: this.slug, id: comment.id}, {body}, comment.version);
+    const base = Number.isSafeInteger(from) ? from : comment.version;
+    const ack = await this.binding.update({document: this.slug, id: comment.id}, {body}, base);
     const now = this.get(id);
     if (now && Number.isSafeInteger(ack?.version) && version(now) < ack.version) {
       this.byId.set(now.id, {...now, body, version: ack.version});
@@ -353,5 +346,51 @@ export class Comments {
     for (const stop of this._stops) stop();
     this.listeners.clear();
     return this.client.unsubscribe("comments", {document: this.slug}).catch(() => {});
+  }
+}
+
+/**
+ * The `alerts` stream (signed-in users): what other AWS services publish to this user, to
+ * this connection or to every subscriber (`realtime.publish` events), payloads as
+ * published. No snapshot. The core replays what a dropped page missed (from the subscribe
+ * ack's cursor when nothing came before the drop) and drops a second copy of an event (its
+ * `event` id). `onAlert(cb)` gets `(payload, frame)`; `onMissed(cb)` is called when the
+ * server could not replay what was missed (a reset: past its limit or retention).
+ */
+export class Alerts {
+  /** @param {import("./realtime.js").RealtimeClient} client */
+  constructor(client) {
+    this.client = client;
+    this.listeners = new Set();
+    this.missed = new Set();
+    this._stops = [client.stream("alerts").listen((payload, frame) => {
+      if (!payload || typeof payload !== "object" || Array.isArray(payload)) return;
+      if (payload.reset === true) notify(this.missed);
+      else notify(this.listeners, payload, frame);
+    })];
+  }
+
+  /** Subscribe (signed-in connections only: anonymous ones are answered `unauthenticated`). */
+  start() {
+    return this.client.subscribe("alerts");
+  }
+
+  /** @param {(payload: Record<string, any>, frame: object) => void} callback */
+  onAlert(callback) {
+    this.listeners.add(callback);
+    return () => this.listeners.delete(callback);
+  }
+
+  /** @param {() => void} callback */
+  onMissed(callback) {
+    this.missed.add(callback);
+    return () => this.missed.delete(callback);
+  }
+
+  stop() {
+    for (const stop of this._stops) stop();
+    this.listeners.clear();
+    this.missed.clear();
+    return this.client.unsubscribe("alerts").catch(() => {});
   }
 }

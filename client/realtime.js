@@ -16,10 +16,13 @@
 // What it does for the page:
 // - reconnects with exponential backoff and full jitter (capped at 30 s; the first attempt
 //   after a drop waits 0-5 s so a gateway restart does not bring every page back at once),
-//   then re-subscribes every stream (with the last history cursor it saw, so the server
-//   replays what was missed) and re-enters every presence it held;
+//   then re-subscribes every stream (with the highest history cursor it saw, from a frame
+//   or a subscribe's ack, so the server replays what was missed) and re-enters every
+//   presence it held; after a `reset` (the server cannot replay) it subscribes again
+//   without a cursor for a fresh snapshot;
 // - stops after `maxRefusals` handshakes in a row failed before opening (state `refused`)
-//   until `retry()`;
+//   until `retry()`; a page that was open keeps trying for `refusedAfterMs` after a drop
+//   first (a gateway restart or a network outage is not a refusal);
 // - reconnects proactively before API Gateway's 2-hour limit, opening the new socket (and
 //   replaying subscriptions and presence on it) before closing the old one;
 // - heartbeats every 25 s while it holds presence, else every 5 minutes, and treats an
@@ -28,7 +31,8 @@
 //   a "drop" event) and flushes them on reconnect; never sends a write twice;
 // - refuses to send a frame over 8,192 bytes of UTF-8 (`too_large`): the server would answer
 //   `too_large`, and API Gateway closes the socket on frames of 32 KB;
-// - drops notifications whose `seq` is not higher than the highest seen for their (model, pk).
+// - drops notifications whose `seq` is not higher than the highest seen for their (model, pk),
+//   and published events whose `event` id it has seen already on that stream.
 
 /** Protocol version this module speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -43,6 +47,10 @@ const CONTROL_FIELDS = new Set(["stream", "action", "id", "since"]);
 
 /** Requests the server may get twice without harm: the only ones sent again on another socket. */
 const IDEMPOTENT_ACTIONS = new Set(["subscribe", "unsubscribe", "enter", "leave", "heartbeat"]);
+
+/** Published event ids remembered per stream (the oldest forgotten first): far more than a
+ * replay sends (the server's `REPLAY_LIMIT`, 500) or a retry can repeat. */
+const EVENTS_REMEMBERED = 2000;
 
 /** Answers that say "not now" rather than "no": a replay answered so is tried again later. */
 const TRANSIENT_CODES = new Set(["rate_limited", "internal"]);
@@ -74,6 +82,9 @@ const TRANSIENT_CODES = new Set(["rate_limited", "internal"]);
  * @property {number} [backoffMaxMs=30000]  cap of the reconnect delay ceiling
  * @property {number} [firstReconnectMaxMs=5000]  the first attempt after a drop waits uniform [0, this)
  * @property {number} [maxRefusals=5]  handshakes in a row that fail before opening, then state `refused`
+ * @property {number} [refusedAfterMs=300000]  after a drop, a page that was open is not `refused`
+ *   before this long: an unreachable server looks like a refusal to a browser, and a gateway
+ *   restart or an outage of a few minutes should end by itself
  * @property {number} [maxConnectionMs=6900000]  age at which to reconnect proactively
  *   (API Gateway closes connections at 2 h; default 1 h 55 min, minus up to `maxConnectionJitterMs`)
  * @property {number} [maxConnectionJitterMs=300000]  spreads proactive reconnects of many pages
@@ -81,7 +92,8 @@ const TRANSIENT_CODES = new Set(["rate_limited", "internal"]);
  * @property {number} [openTimeoutMs=10000]  a socket not open in this time is abandoned
  * @property {number} [bufferSize=100]  offline sends kept at most (oldest dropped first)
  * @property {number} [maxFrameBytes=8192]  larger frames are refused before sending ("too_large")
- * @property {boolean} [dedupe=true]  drop notifications whose seq is not higher than the last for their (model, pk)
+ * @property {boolean} [dedupe=true]  drop notifications whose seq is not higher than the last for their
+ *   (model, pk), and published events (`event`) already seen on their stream
  * @property {boolean} [reconnectWhenOnline=true]  in a browser, skip the backoff wait (or leave
  *   `refused`) on the window's "online" event
  *
@@ -330,6 +342,7 @@ export class RealtimeClient {
     this.backoffMaxMs = options.backoffMaxMs ?? 30000;
     this.firstReconnectMaxMs = options.firstReconnectMaxMs ?? 5000;
     this.maxRefusals = Math.max(1, options.maxRefusals ?? 5);
+    this.refusedAfterMs = Math.max(0, options.refusedAfterMs ?? 5 * 60 * 1000);
     this.maxConnectionMs = options.maxConnectionMs ?? (2 * 60 - 5) * 60 * 1000;
     this.maxConnectionJitterMs = options.maxConnectionJitterMs ?? 5 * 60 * 1000;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 10000;
@@ -357,7 +370,8 @@ export class RealtimeClient {
     this.streams = new Map();
     /** @type {Map<string, Set<Function>>} */
     this.handlers = new Map();
-    /** Subscriptions the page wants: key -> {params, request?, cursor?}. */
+    /** Subscriptions the page wants: key -> {params, request?, cursor?, replayed?} (`replayed`:
+     * the highest cursor of the frames of a replay still in flight). */
     this.subscriptions = new Map();
     /** Presence the page holds: key -> {params: {document, phase}, request?}. */
     this.presence = new Map();
@@ -367,6 +381,10 @@ export class RealtimeClient {
     this.buffer = [];
     /** Highest notification seq per (stream, model, pk). @type {Map<string, bigint>} */
     this.seqs = new Map();
+    /** Published event ids seen, per stream, oldest first. @type {Map<string, Set<string>>} */
+    this.events = new Map();
+    /** When the last open socket dropped (null while open, or before any socket opened). */
+    this._droppedAt = null;
     this._reconnectTimer = null;
     this._heartbeatTimer = null;
     this._heartbeatEveryMs = null;
@@ -396,7 +414,8 @@ export class RealtimeClient {
    *   subscription or presence (e.g. the document became private: the client forgot it),
    *   or a `send()` refused before sending (`too_large`);
    * - "reset": a ResetEvent, the server could not replay what this subscription missed (its
-   *   cursor is gone): reload its state, e.g. `client.resubscribe(stream, params)`;
+   *   cursor is gone); the client subscribes again without a cursor by itself (a snapshot
+   *   comes, where the stream has one), so a page only says that something may be missing;
    * - "disconnected" ({code, reason}), "renewing" / "renewed" (proactive reconnect);
    * - "frame": every server frame, as parsed; "message": every frame that reached (or would
    *   reach) listeners, after dedupe, ack and error frames included.
@@ -482,7 +501,10 @@ export class RealtimeClient {
     const identity = identityOf(params);
     const key = subscriptionKey(stream, identity);
     const entry = this.subscriptions.get(key);
-    if (entry) delete entry.cursor;
+    if (entry) {
+      delete entry.cursor;
+      delete entry.replayed;
+    }
     const inFlight = entry?.request && !entry.request.settled ? entry.request.promise : null;
     if (!inFlight) return this.subscribe(stream, identity);
     const again = () => (this.subscriptions.has(key) ? this.subscribe(stream, identity) : {cancelled: true});
@@ -712,6 +734,10 @@ export class RealtimeClient {
     if (this.pending.get(String(request.id)) === request) this.pending.delete(String(request.id));
     const entry = request.owner?.get(request.key);
     if (entry && (entry.request === request || request.replacement)) {
+      if (request.owner === this.subscriptions && request.frame.action === "subscribe") {
+        if (error) delete entry.replayed;
+        else this._acked(entry, ack);
+      }
       if (entry.request === request) entry.request = null;
       // The page's own request failed: it is not wanted any more. A replay (nobody's
       // promise) is forgotten only when the server refused it; otherwise the next socket
@@ -835,6 +861,7 @@ export class RealtimeClient {
     this.attempt = 0;
     this.refusals = 0;
     this.everOpened = true;
+    this._droppedAt = null;
     this._setState("open");
     this._replay(socket);
     this._flush(socket);
@@ -901,7 +928,7 @@ export class RealtimeClient {
       this._emit("message", frame);
       return;
     }
-    if (this.dedupe && !this._fresh(stream, payload)) return;
+    if (this.dedupe && !this._fresh(stream, payload, frame)) return;
     if (typeof frame.cursor === "string") this._advance(stream, payload, frame.cursor);
     if (payload?.reset === true) this._reset(stream, payload);
     if (payload?.removed === true) this._ended(stream, payload);
@@ -923,18 +950,36 @@ export class RealtimeClient {
     return owners.length === 1 ? owners[0] : null;
   }
 
-  /** Keep the last cursor of a subscription (only where the frame's owner is certain: a
-   * wrong cursor would replay another subscription's log). */
+  /** Keep the highest cursor of a subscription (only where the frame's owner is certain: a
+   * wrong cursor would replay another subscription's log). While a replay is in flight its
+   * frames' cursors wait for the ack: live frames come between replayed ones, and a cursor
+   * taken from one of them would skip the rest of the replay if the socket dropped now. */
   _advance(stream, payload, cursor) {
     const entry = this._owner(stream, payload);
-    if (entry) entry.cursor = cursor;
+    if (!entry) return;
+    if (replaying(entry)) entry.replayed = laterCursor(entry.replayed, cursor);
+    else entry.cursor = laterCursor(entry.cursor, cursor);
   }
 
-  /** The server cannot replay what was missed: forget the cursors, tell the page. */
+  /** A subscribe's ack: its cursor is where to replay from if no frame with a cursor comes
+   * before the next drop (a page that heard nothing, typically `alerts`, still catches up).
+   * A replay's ack comes after every replayed frame, so their cursors count from now on. */
+  _acked(entry, ack) {
+    const replayed = entry.replayed;
+    delete entry.replayed;
+    if (typeof ack?.cursor !== "string" || !ack.cursor) return; // a reset: no cursor to keep
+    entry.cursor = laterCursor(laterCursor(entry.cursor, ack.cursor), replayed);
+  }
+
+  /** The server cannot replay what was missed: forget the cursors, tell the page, and ask
+   * for the snapshot again (once the subscribe in flight is answered). */
   _reset(stream, payload) {
     for (const entry of this._owners(stream, payload)) {
       delete entry.cursor;
-      this._emit("reset", {stream, params: identityOf(entry.params)});
+      delete entry.replayed;
+      const params = identityOf(entry.params);
+      this._emit("reset", {stream, params});
+      this.resubscribe(stream, params).catch(() => {}); // a refusal is reported as an error event
     }
   }
 
@@ -945,15 +990,26 @@ export class RealtimeClient {
     this.subscriptions.delete(subscriptionKey(stream, entry.params));
   }
 
-  /** Keep the highest seq per (stream, model, pk): sequence numbers of two tables are not
-   * comparable. False for a notification seen already (or overtaken). */
-  _fresh(stream, payload) {
+  /** False for a frame seen already. Binding events: keep the highest seq per (stream,
+   * model, pk) (sequence numbers of two tables are not comparable) and drop what is not
+   * higher. Published events carry no seq but their EventBridge id (`event`, the same
+   * across retries): drop an id seen already on that stream. Never the cursor: a retried
+   * message is logged again, under another cursor. */
+  _fresh(stream, payload, frame) {
     const seq = parseSeq(payload?.seq);
-    if (seq === null || payload?.pk === undefined || payload?.pk === null) return true;
-    const key = stableJson([stream, payload.model ?? null, payload.pk]);
-    const last = this.seqs.get(key);
-    if (last !== undefined && seq <= last) return false;
-    this.seqs.set(key, seq);
+    if (seq !== null && payload?.pk !== undefined && payload?.pk !== null) {
+      const key = stableJson([stream, payload.model ?? null, payload.pk]);
+      const last = this.seqs.get(key);
+      if (last !== undefined && seq <= last) return false;
+      this.seqs.set(key, seq);
+      return true;
+    }
+    if (typeof frame?.event !== "string" || !frame.event) return true;
+    let seen = this.events.get(stream);
+    if (!seen) this.events.set(stream, (seen = new Set()));
+    if (seen.has(frame.event)) return false;
+    seen.add(frame.event);
+    if (seen.size > EVENTS_REMEMBERED) seen.delete(seen.values().next().value); // the oldest
     return true;
   }
 
@@ -992,10 +1048,13 @@ export class RealtimeClient {
     this._emit("disconnected", {code: event?.code, reason: event?.reason});
     if (socket._openedAt !== undefined) {
       this._afterDrop = true;
+      this._droppedAt = this.timers.now();
     } else if (!socket._timedOut && !offline()) {
-      // Refused (401, 403, 429) or unreachable: a browser cannot tell which.
+      // Refused (401, 403, 429) or unreachable: a browser cannot tell which. A page that was
+      // open is most likely looking at a restart or an outage: it keeps trying a while first.
       this.refusals += 1;
-      if (this.refusals >= this.maxRefusals) {
+      const recovering = this._droppedAt !== null && this.timers.now() - this._droppedAt < this.refusedAfterMs;
+      if (this.refusals >= this.maxRefusals && !recovering) {
         this._setState("refused", {refusals: this.refusals});
         return;
       }
@@ -1131,6 +1190,7 @@ export class RealtimeClient {
     this.attempt = 0;
     this.refusals = 0;
     this.everOpened = true;
+    this._droppedAt = null;
     const replayed = socket._replayed ?? {subscriptions: new Set(), presence: new Set()};
     const buffered = new Set(this.buffer.map((item) => item.request).filter(Boolean));
     // Undos still in flight on the old socket go out again here (see _retire).
@@ -1187,6 +1247,18 @@ export class RealtimeClient {
     this.retiring.delete(socket);
     this._discard(socket, 1000, "renewed");
   }
+}
+
+/** Whether a subscription's replay (a subscribe with `since`) is still unanswered. */
+function replaying(entry) {
+  return !!entry.request && !entry.request.settled && entry.request.frame.since !== undefined;
+}
+
+/** The later of two cursors: the server's cursors compare as strings (docs/protocol.md). */
+function laterCursor(a, b) {
+  if (typeof b !== "string" || !b) return a;
+  if (typeof a !== "string" || !a) return b;
+  return b > a ? b : a;
 }
 
 /** A server refusal (not a transport failure, not a "not now"). */

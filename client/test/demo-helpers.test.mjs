@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {imageUrl, moreText, personParts, websocketOverride} from "../demo-helpers.js";
+import {ALERT_CHARS, alertResult, alertText, commentTime, imageUrl, moreText, personParts, websocketOverride} from "../demo-helpers.js";
 
 const page = {hostname: "demo.example.com", href: "https://demo.example.com/index.html?user=alice"};
 
@@ -57,4 +57,33 @@ test("imageUrl: same-origin paths and https only", () => {
   assert.equal(imageUrl("javascript:alert(1)", page), null);
   assert.equal(imageUrl("", page), null);
   assert.equal(imageUrl(undefined, page), null);
+});
+
+test("alertText: title and text when they are strings, else the payload as JSON, clipped", () => {
+  assert.deepEqual(alertText({text: "Your export is ready"}), {heading: "Alert", body: "Your export is ready"});
+  assert.deepEqual(alertText({title: "Billing", text: "Paid"}), {heading: "Alert: Billing", body: "Paid"});
+  assert.deepEqual(alertText({level: 3}), {heading: "Alert", body: '{"level":3}'});
+  assert.deepEqual(alertText({title: "Only a title"}), {heading: "Alert: Only a title", body: ""});
+  assert.deepEqual(alertText({text: 42}), {heading: "Alert", body: '{"text":42}'});
+  const long = alertText({text: "é".repeat(1000)});
+  assert.equal([...long.body].length, ALERT_CHARS);
+  assert.ok(long.body.endsWith("…"));
+});
+
+test("alertResult: 202 names the event; 400, 403, 502 and a missing route say what happened", () => {
+  assert.deepEqual(alertResult(202, {eventId: "e-1", bus: "realtime-realtime"}),
+                   {ok: true, text: "Published: event e-1 on bus realtime-realtime"});
+  assert.match(alertResult(400, {error: "payload must be a JSON object"}).text, /malformed \(400\): payload must be/);
+  assert.match(alertResult(403, {error: "writes are taken only from the demo page's own origin"}).text, /^Refused \(403\)/);
+  assert.match(alertResult(502, {error: "throttled"}).text, /event bus did not take it \(502\): throttled/);
+  assert.match(alertResult(404, null).text, /no POST \/dev\/alerts route/);
+  for (const status of [400, 403, 404, 502, 500]) assert.equal(alertResult(status, {}).ok, false);
+});
+
+test("commentTime: the server's ISO time as people read it; anything else as it is", () => {
+  const shown = commentTime("2026-02-03T04:05:06.789+00:00");
+  assert.match(shown, /2026/);
+  assert.doesNotMatch(shown, /T04:05/);
+  assert.equal(commentTime("not a time"), "not a time");
+  assert.equal(commentTime(42), "42");
 });

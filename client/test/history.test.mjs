@@ -245,3 +245,147 @@ test("resubscribe after the page unsubscribed sends nothing", async () => {
   assert.deepEqual(await again, {cancelled: true});
   assert.equal(sockets[0].frames("subscribe").length, 1);
 });
+
+// ------------------------------------------------------------------ the server's catch-up (issue 14)
+
+const alert = (text) => ({text});
+
+test("the ack's cursor is kept: a subscription that heard nothing before the drop replays from it", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  client.subscribe("alerts");
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  await settle();
+  assert.equal(client.cursor("alerts"), "1700000000000");
+  const next = await reconnect(env);
+  assert.deepEqual(sent(next), [{action: "subscribe", stream: "alerts", since: "1700000000000"}]);
+});
+
+test("the highest cursor is kept, compared as strings: a later frame or ack with a lower one does not move it back", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  client.subscribe("alerts");
+  sockets[0].push("alerts", alert("b"), {cursor: "1700000000002000aaaaaaaa", event: "e-b"});
+  sockets[0].push("alerts", alert("a"), {cursor: "1700000000001000bbbbbbbb", event: "e-a"}); // from a slower container
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  await settle();
+  assert.equal(client.cursor("alerts"), "1700000000002000aaaaaaaa");
+  const next = await reconnect(env);
+  assert.equal(next.last("subscribe").since, "1700000000002000aaaaaaaa");
+});
+
+test("published events are deduped on their event id, not their cursor: a retried event reaches the page once", async () => {
+  const {client, sockets} = await open();
+  const seen = [];
+  client.stream("alerts").listen((payload, frame) => seen.push(`${payload.text}@${frame.cursor}`));
+  client.subscribe("alerts");
+  sockets[0].ackAll();
+  sockets[0].push("alerts", alert("ready"), {cursor: "1700000000001000aaaaaaaa", event: "ev-1"});
+  sockets[0].push("alerts", alert("ready"), {cursor: "1700000000009000aaaaaaaa", event: "ev-1"}); // retried: logged again
+  sockets[0].push("alerts", alert("ready"), {cursor: "1700000000010000aaaaaaaa", event: "ev-2"}); // same text, another event
+  assert.deepEqual(seen, ["ready@1700000000001000aaaaaaaa", "ready@1700000000010000aaaaaaaa"]);
+});
+
+test("an event id seen before a drop is still dropped when the replay sends it again", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  const seen = [];
+  client.stream("alerts").listen((payload) => seen.push(payload.text));
+  client.subscribe("alerts");
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  sockets[0].push("alerts", alert("one"), {cursor: "1700000000001000aaaaaaaa", event: "ev-1"});
+  const next = await reconnect(env);
+  next.push("alerts", alert("one"), {cursor: "1700000000001000aaaaaaaa", event: "ev-1"});
+  next.push("alerts", alert("two"), {cursor: "1700000000002000aaaaaaaa", event: "ev-2"});
+  next.ack(next.last("subscribe").id, {cursor: "1700000000002000aaaaaaaa"});
+  assert.deepEqual(seen, ["one", "two"]);
+});
+
+test("event ids are remembered per stream: the same id on another stream is its own", async () => {
+  const {client, sockets} = await open();
+  const seen = [];
+  for (const stream of ["alerts", "billing"]) client.stream(stream).listen((p) => seen.push(`${stream}:${p.text}`));
+  sockets[0].push("alerts", alert("x"), {event: "ev-1"});
+  sockets[0].push("billing", alert("x"), {event: "ev-1"});
+  assert.deepEqual(seen, ["alerts:x", "billing:x"]);
+});
+
+test("the memory of event ids is bounded: the oldest is forgotten first", async () => {
+  const {client, sockets} = await open();
+  const seen = [];
+  client.stream("alerts").listen((p) => seen.push(p.text));
+  for (let n = 0; n <= 2000; n += 1) sockets[0].push("alerts", alert(String(n)), {event: `ev-${n}`});
+  assert.equal(client.events.get("alerts").size, 2000);
+  seen.length = 0;
+  sockets[0].push("alerts", alert("newest again"), {event: "ev-2000"});
+  sockets[0].push("alerts", alert("oldest again"), {event: "ev-0"}); // forgotten: shown again
+  assert.deepEqual(seen, ["oldest again"]);
+});
+
+test("frames of a replay in flight move the cursor only at its ack: a drop mid-replay replays from the old cursor", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  client.subscribe("comments", {document: "d"});
+  sockets[0].ackAll();
+  sockets[0].push("comments", comment("a", 1), {cursor: "c-1"});
+  let next = await reconnect(env);
+  assert.equal(next.last("subscribe").since, "c-1");
+  next.push("comments", comment("b", 2), {cursor: "c-2"}); // replayed
+  next.push("comments", comment("c", 9), {cursor: "c-9"}); // live, between replayed frames
+  assert.equal(client.cursor("comments", {document: "d"}), "c-1");
+  next = await reconnect(env); // before c-3 .. c-8 were replayed
+  assert.equal(next.last("subscribe").since, "c-1");
+});
+
+test("after a replay's ack the cursor is the highest of the ack's and the replayed frames'", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  client.subscribe("comments", {document: "d"});
+  sockets[0].ackAll();
+  sockets[0].push("comments", comment("a", 1), {cursor: "c-1"});
+  const next = await reconnect(env);
+  next.push("comments", comment("b", 2), {cursor: "c-2"});
+  next.push("comments", comment("c", 9), {cursor: "c-9"});
+  next.ack(next.last("subscribe").id, {cursor: "c-5"});
+  await settle();
+  assert.equal(client.cursor("comments", {document: "d"}), "c-9");
+  next.push("comments", comment("d", 10), {cursor: "c-99"}); // live after the ack: at once
+  assert.equal(client.cursor("comments", {document: "d"}), "c-99");
+});
+
+test("a reset: the ack has no cursor and the client subscribes again without since by itself", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  const resets = [];
+  client.on("reset", (event) => resets.push(event));
+  client.subscribe("alerts");
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  const next = await reconnect(env);
+  assert.equal(next.last("subscribe").since, "1700000000000");
+  next.push("alerts", {reset: true});
+  next.ack(next.last("subscribe").id); // no cursor
+  await settle();
+  assert.deepEqual(resets, [{stream: "alerts", params: {}}]);
+  assert.deepEqual(sent(next), [{action: "subscribe", stream: "alerts", since: "1700000000000"},
+                                {action: "subscribe", stream: "alerts"}]);
+  assert.equal(client.cursor("alerts"), null);
+  next.ack(next.last("subscribe").id, {cursor: "1700000005000"});
+  await settle();
+  assert.equal(client.cursor("alerts"), "1700000005000");
+});
+
+test("a reset carrying the subscription's params subscribes again only that subscription", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  client.subscribe("comments", {document: "d"});
+  client.subscribe("comments", {document: "e"});
+  sockets[0].ackAll();
+  sockets[0].push("comments", comment("a", 1), {cursor: "d-1"});
+  sockets[0].push("comments", comment("b", 2, {pk: {document: "e", id: "b"}}), {cursor: "e-1"});
+  const next = await reconnect(env);
+  next.push("comments", {reset: true, document: "e"});
+  next.ackAll();
+  await settle();
+  assert.deepEqual(sent(next).slice(2), [{action: "subscribe", stream: "comments", document: "e"}]);
+  assert.equal(client.cursor("comments", {document: "d"}), "d-1", "the other subscription keeps its cursor");
+});

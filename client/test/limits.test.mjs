@@ -158,7 +158,7 @@ test("retry({token}) replaces the token first", async () => {
 });
 
 test("a refused client keeps what the page wants and replays it after retry()", async () => {
-  const {client, clock, sockets} = await open({maxRefusals: 1});
+  const {client, clock, sockets} = await open({maxRefusals: 1, refusedAfterMs: 0});
   client.subscribe("users");
   client.enter("doc", "edit");
   sockets[0].ackAll();
@@ -174,7 +174,7 @@ test("a refused client keeps what the page wants and replays it after retry()", 
 });
 
 test("a socket that opened and then dropped is not a refusal", async () => {
-  const {client, clock, sockets} = await setup({maxRefusals: 1});
+  const {client, clock, sockets} = await setup({maxRefusals: 1, refusedAfterMs: 0});
   for (let i = 0; i < 3; i += 1) {
     sockets.at(-1).accept();
     sockets.at(-1).drop();
@@ -215,7 +215,7 @@ test("a token function that fails is not a refusal: no handshake happened", asyn
 });
 
 test("a refusal count is of refusals in a row: one open in between starts it over", async () => {
-  const {client, clock, sockets} = await setup({maxRefusals: 2});
+  const {client, clock, sockets} = await setup({maxRefusals: 2, refusedAfterMs: 0});
   sockets[0].refuse();
   await nextAttempt({clock, sockets});
   sockets[1].accept();
@@ -354,4 +354,45 @@ test("enter resolves on its ack even when the roster update comes after it", asy
   sockets[0].push("document", {document: "d", phases: {edit: [{user: "me"}]}}); // ...the roster later
   assert.deepEqual(rosters, [0, 1]);
   assert.deepEqual(client.held(), [{document: "d", phase: "edit"}]);
+});
+
+test("a page that was open keeps trying past maxRefusals while refusedAfterMs has not passed since the drop", async () => {
+  const {client, clock, sockets} = await open({maxRefusals: 2, refusedAfterMs: 60000});
+  const dropped = clock.now();
+  sockets[0].drop();
+  while (clock.now() - dropped < 30000) {
+    await nextAttempt({clock, sockets});
+    sockets.at(-1).refuse();
+    assert.equal(client.state, "reconnecting");
+  }
+  assert.ok(sockets.length > 3, "more refusals than maxRefusals, and still trying");
+  await nextAttempt({clock, sockets}); // the server is back
+  sockets.at(-1).accept();
+  assert.equal(client.state, "open");
+});
+
+test("once refusedAfterMs has passed since the drop, maxRefusals failed handshakes in a row stop it", async () => {
+  const {client, clock, sockets} = await open({maxRefusals: 2, refusedAfterMs: 60000});
+  const dropped = clock.now();
+  sockets[0].drop();
+  while (client.state !== "refused") {
+    await nextAttempt({clock, sockets});
+    sockets.at(-1).refuse();
+  }
+  assert.ok(clock.now() - dropped >= 60000, "not before refusedAfterMs");
+  const attempts = sockets.length;
+  await clock.advance(3600000);
+  assert.equal(sockets.length, attempts, "stopped");
+});
+
+test("the default: a page that was open is not refused within 5 minutes of a drop", async () => {
+  const {client, clock, sockets} = await open();
+  const dropped = clock.now();
+  sockets[0].drop();
+  while (clock.now() - dropped < 4 * 60 * 1000) {
+    await nextAttempt({clock, sockets});
+    sockets.at(-1).refuse();
+    assert.notEqual(client.state, "refused");
+  }
+  assert.ok(sockets.length > 6);
 });

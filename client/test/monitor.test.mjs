@@ -1,9 +1,9 @@
 // The reference app's models (client/monitor.js): the document list, one document's
-// presence and fields, its comments.
+// presence and fields, its comments, alerts.
 import assert from "node:assert/strict";
 import {test} from "node:test";
 
-import {byTitle, Comments, commentProblem, DocumentList, DocumentPresence, phaseRoster} from "../monitor.js";
+import {Alerts, byTitle, Comments, commentProblem, DocumentList, DocumentPresence, phaseRoster} from "../monitor.js";
 import {settle} from "./fakes.mjs";
 import {open, reconnect, sent} from "./helpers.mjs";
 
@@ -239,6 +239,21 @@ test("Comments: edit and remove send the version shown, and follow the ack's ver
   assert.equal(model.get("1"), undefined);
 });
 
+test("Comments: an edit started from an older version sends that version (the server answers conflict)", async () => {
+  const {model, sockets} = await comments();
+  model.start();
+  sockets[0].push("comments", {document: "d", full: true, comments: [
+    {id: "1", document: "d", author: "alice", body: "v1", created_at: "t", version: 1}]});
+  sockets[0].ackAll();
+  sockets[0].push("comments", note("update", "1", {author: "alice", body: "v2 from the other tab", created_at: "t", version: 2}, 40));
+  const editing = model.edit("1", "my edit of v1", {version: 1});
+  const update = sockets[0].last("update");
+  assert.equal(update.version, 1);
+  sockets[0].error(update.id, "conflict", "version 2, not 1");
+  await assert.rejects(editing, {code: "conflict"});
+  assert.equal(model.get("1").body, "v2 from the other tab");
+});
+
 test("Comments: a conflict rejects with its code and changes nothing", async () => {
   const {model, sockets} = await comments();
   model.start();
@@ -296,4 +311,49 @@ test("Comments: stop unsubscribes", async () => {
   model.stop();
   assert.deepEqual(sent(sockets[0]).at(-1), {action: "unsubscribe", stream: "comments", document: "d"});
   assert.deepEqual(client.subscribed(), []);
+});
+
+// ------------------------------------------------------------------ Alerts
+
+test("Alerts: subscribes to alerts and hands each payload as published, once", async () => {
+  const {client, sockets} = await open();
+  const alerts = new Alerts(client);
+  const seen = [];
+  alerts.onAlert((payload, frame) => seen.push([payload, frame.event]));
+  alerts.start();
+  assert.deepEqual(sent(sockets[0]), [{action: "subscribe", stream: "alerts"}]);
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  sockets[0].push("alerts", {text: "Your export is ready", url: "/exports/1"}, {cursor: "1700000000001000aaaaaaaa", event: "e1"});
+  sockets[0].push("alerts", {text: "Your export is ready", url: "/exports/1"}, {cursor: "1700000000002000aaaaaaaa", event: "e1"});
+  assert.deepEqual(seen, [[{text: "Your export is ready", url: "/exports/1"}, "e1"]]);
+});
+
+test("Alerts: a reset is not an alert; it says some may have been missed", async () => {
+  const env = await open();
+  const {client, sockets} = env;
+  const alerts = new Alerts(client);
+  const seen = [];
+  let missed = 0;
+  alerts.onAlert((payload) => seen.push(payload));
+  alerts.onMissed(() => (missed += 1));
+  alerts.start();
+  sockets[0].ack(sockets[0].last("subscribe").id, {cursor: "1700000000000"});
+  const next = await reconnect(env);
+  next.push("alerts", {reset: true});
+  assert.deepEqual(seen, []);
+  assert.equal(missed, 1);
+});
+
+test("Alerts: stop unsubscribes and stops the callbacks", async () => {
+  const {client, sockets} = await open();
+  const alerts = new Alerts(client);
+  const seen = [];
+  alerts.onAlert((payload) => seen.push(payload));
+  alerts.start();
+  sockets[0].ackAll();
+  await settle();
+  alerts.stop();
+  sockets[0].push("alerts", {text: "late"}, {event: "e9"});
+  assert.deepEqual(seen, []);
+  assert.deepEqual(sent(sockets[0]).at(-1), {action: "unsubscribe", stream: "alerts"});
 });

@@ -73,9 +73,13 @@ def browser(playwright_instance: Any) -> Iterator[Any]:
     browser.close()
 
 
-def start_stack(*, ws_port: int = 0, web_port: int = 0, aws_port: int = 0, secret: str | None = None) -> StackProcess:
-    env = {"JWT_SECRET": secret or secrets.token_urlsafe(48), "DEV_SEED": "1", "POWERTOOLS_LOG_LEVEL": "ERROR"}
-    return StackProcess(ws_port=ws_port, web_port=web_port, aws_port=aws_port, env=env).start()
+def start_stack(*, ws_port: int = 0, web_port: int = 0, aws_port: int = 0, secret: str | None = None,
+                env: dict[str, str] | None = None) -> StackProcess:
+    """The stack in a child process; `env` sets the functions' limits (`ROSTER_LIMIT`,
+    `MAX_CONNECTIONS_PER_USER`, ...: devtools/stack/config.py) so a few pages reach them."""
+    environment = {"JWT_SECRET": secret or secrets.token_urlsafe(48), "DEV_SEED": "1", "POWERTOOLS_LOG_LEVEL": "ERROR",
+                   **(env or {})}
+    return StackProcess(ws_port=ws_port, web_port=web_port, aws_port=aws_port, env=environment).start()
 
 
 def ports(stack: StackProcess) -> dict[str, int]:

@@ -78,3 +78,27 @@ def test_the_seeded_welcome_image_is_served(stack, people: People):
     assert response.status == 200
     assert response.headers["content-type"] == "image/png"
     assert response.body()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_abstract_and_image_show_from_the_document_snapshot(stack, people: People):
+    """A page that heard no notification about the document yet: its fields come with the
+    `document` subscribe's snapshot."""
+    anon = people.open_page(stack, hash="#/doc/welcome")  # anonymous: no notifications at all
+    expect(anon.testid("doc-abstract")).to_have_text("Start here: what this demo shows.")
+    image = anon.testid("doc-image")
+    expect(image).to_have_attribute("src", f"{stack.web_url}/static/welcome.png")
+    assert image.evaluate("(img) => img.complete && img.naturalWidth > 0"), "the image did not load"
+
+
+def test_display_names_are_shown_as_the_server_cleaned_them(stack, people: People):
+    """The server folds look-alikes (NFKC), drops control, bidi and zero-width characters,
+    makes every run of spaces one, and caps the name at 64 characters."""
+    bob = people.open_page(stack, "bob", "Bob", hash="#/doc/welcome")
+    raw = "\u202eEvil\u200b \uff2d\uff41\uff4c\uff4c\uff4f\uff52\uff59\t\t" + "x" * 100  # RLO, ZWSP, full-width
+    people.open_page(stack, "mallory", raw, hash="#/doc/welcome")
+    shown = ("Evil Mallory " + "x" * 100)[:64]
+    name = bob.page_phase("view").locator(".person").filter(has_text="(mallory)").locator(".name")
+    expect(name).to_have_text(shown)
+    text = name.inner_text()
+    assert len(text) == 64 and "\u202e" not in text and "\u200b" not in text, repr(text)
+    expect(bob.list_phase("welcome", "view").locator(".name").filter(has_text="Evil Mallory")).to_have_text(shown)
