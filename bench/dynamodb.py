@@ -302,8 +302,6 @@ class Meter:
         elif op in ("Query", "Scan"):
             req.rru = self._read_capacity(op, params)
         self.usage.requests.append(req)
-        if os.environ.get("BENCH_DEBUG"):
-            print("    ", op, table_name, params.get("IndexName"), str(params.get("Key") or params.get("ExpressionAttributeValues") or params.get("UpdateExpression"))[:160], error)
 
     def _read_capacity(self, op: str, params: dict[str, Any]) -> float:
         """Re-run the read unhooked, without projection or filter: capacity counts every item read, whole."""
@@ -636,6 +634,7 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 "per changed entry); the mark's audience (UpdateItem)", key="announce_list", section="announce",
                 advance=2)
         settle()
+        sizes_with_presence = item_sizes(raw)
         measure("heartbeat, 1 presence held (25 s after the last frame, as the client beats)",
                 lambda: gw.send(a, {"action": "heartbeat", "id": 1}), 3,
                 "touch; the deadline (UpdateItem: a presence heartbeat moves it 25 s, past the 20 s slack); push the "
@@ -772,9 +771,11 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
             minimum = keys.GROUP_SHARDS + 1 + 3  # the group's shards; the log entry; the list's entry and mark
             extra = ""
             if queued:
-                extra = (f"the first 1,000 members are read inline across the 16 shards, then each shard is cut into "
-                         f"key ranges (keys only, but capacity counts whole index entries: the {n - 1000:,} "
-                         f"recipients beyond the first page are read twice); {queued} page(s) travel by SQS")
+                extra = ("the first 1,000 members are read inline, shard after shard; every other shard is cut into "
+                         "key ranges of at most 1,000 (keys only, but capacity counts whole index entries: those "
+                         f"{n - 1000:,} members are read twice) and each range is queued: a page per shard at least, "
+                         "so below 16,000 members the pages are small (more SQS messages and queue invocations than "
+                         "pages of 1,000 would take)")
             measure(f"notification, N = {n:,}: public document, a field changed (MODIFY)",
                     lambda: notify_record("MODIFY", "roadmap", doc_old, doc_new), minimum,
                     "the log entry (PutItem, one per notification whatever N: `notifications` keeps history); the "
@@ -795,7 +796,7 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                                           "the document did not exist") if x), key=f"notification_insert_{n}",
                     section="notifications", advance=1)
             settle()
-        sizes_found = item_sizes(raw)
+        sizes_found = {**sizes_with_presence, **item_sizes(raw)}
     result = {"rows": [dict(name=r.name, key=r.key, section=r.section, minimum=r.minimum, **r.usage.to_dict())
                        for r in rows if r.section != "notifications"],
               "notifications": [dict(name=r.name, key=r.key, section=r.section, minimum=r.minimum,
