@@ -15,6 +15,7 @@ BENCHMARKS = {
     "dynamodb": "bench.dynamodb",  # DynamoDB requests and capacity per operation against the data model's minimum
     "latency": "bench.latency",  # end to end through the local stack: document write -> last permitted client
     "cost": "bench.cost",  # dollars per million notifications and connection-minutes (after dynamodb: reuses its run)
+    "scale": "bench.scale",  # the reference workload on the local stack at two sizes, and the model to 1M users
 }
 
 
