@@ -70,7 +70,7 @@ LAMBDA_TIMEOUT_S = 900.0
 BEFORE_IDLE = {
     "date": "2026-11-25", "total": 10.76, "heartbeat_s": 25.0, "heartbeat_wru": 3.0,
     "what": "a heartbeat every 25 s whatever the connection held, each an UpdateItem of 3 WRU rewriting the "
-            "`by_seen` index entry",
+            "`by_seen` index entry: the sweep's index of last-seen times, which `by_deadline` replaced",
     "parts": {"API Gateway connection-minutes": 0.25, "API Gateway messages (heartbeat + ack)": 4.80,
               "Lambda (heartbeats)": 0.96, "DynamoDB (heartbeat: touch and deadline)": 4.50,
               "connect + subscribe + disconnect, per session": 0.25},

@@ -431,7 +431,7 @@ def test_a_call_the_template_does_not_grant_is_reported_for_adding() -> None:
 
 def test_a_wildcard_grant_covers_the_resources_it_names_and_no_other() -> None:
     grants = {("dynamodb:Query", TABLE + "/index/*"): "Index"}
-    used = {("dynamodb:Query", TABLE + "/index/by_seen"): {"Query by_seen"}}
+    used = {("dynamodb:Query", TABLE + "/index/by_deadline"): {"Query by_deadline"}}
     assert not iam.compare("F", grants, set(), used)
     other = {("dynamodb:Query", "arn:aws:dynamodb:us-east-1:123456789012:table/documents/index/x"): {"Query x"}}
     assert iam.compare("F", grants, set(), other).missing == other

@@ -4,8 +4,8 @@ wrong types in every field, hostile slugs, fields naming other connections.
 
 After every example: the handler returned 200 without raising; a bad frame got exactly
 one `error` frame with the code docs/protocol.md prescribes (its `id` echoed when it is a
-string or integer) and changed nothing (the table is identical but for `seen`, the
-watcher heard nothing); every key in the table follows docs/data-model.md; the counter,
+string or integer) and changed nothing (the table is identical but for the connection's
+liveness and frame allowance, `seen`, `deadline` and `tat`; the watcher heard nothing); every key in the table follows docs/data-model.md; the counter,
 the user items, the connection records and the presence items agree.
 """
 

@@ -2,12 +2,14 @@
 
 The router joins the subscription's groups first and only then reads the log, so a message
 sent meanwhile is not missed, only possibly seen twice (live, and in the replay): clients
-drop the second copy (`seq` per model and pk for binding events, the `cursor` for the
-rest; docs/protocol.md). Each logged message is decided for this subscriber exactly as
-live delivery decided it when it was sent (the logged `Delivery` and the connection's
-user), and frames go out one at a time, in cursor order. Past `REPLAY_LIMIT` messages, or
-with a cursor older than the retention, the subscriber gets `{"reset": true}` instead and
-reloads its state from a subscribe without `since`.
+drop the second copy (binding events by the highest `seq` per model and pk, published
+events by their `event` id; never by `cursor`: a message retried after a fault is logged
+again under another; docs/protocol.md, `client/realtime.js`). Each logged message is
+decided for this subscriber exactly as live delivery decided it when it was sent (the
+logged `Delivery` and the connection's user), and frames go out one at a time, in cursor
+order. Past `REPLAY_LIMIT` messages, or with a cursor older than the retention, the
+subscriber gets `{"reset": true}` instead and reloads its state from a subscribe without
+`since`.
 
 Without `since`, a subscribe of a history stream gets its snapshot as any other; either
 way the `ack` carries `cursor`, the position to replay from should the next frame with a

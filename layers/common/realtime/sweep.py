@@ -54,7 +54,7 @@ class SweepReport:
     checked: int = 0
     asked: int = 0
     removed: int = 0
-    #: Answered live (kept, `seen` moved forward) / answered anything else (kept, asked next run).
+    #: Answered live (kept, its deadline moved forward) / answered anything else (kept, asked next run).
     live: int = 0
     unknown: int = 0
     #: Announcements the sweep made (presence expiring without a queue, marks whose message was lost).
