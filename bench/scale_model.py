@@ -14,6 +14,7 @@ The design parameters are the template's defaults and `realtime.keys`; the AWS q
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass, field
@@ -43,12 +44,21 @@ PARTITION_RRU = 3000
 PARTITION_WRU = 1000
 
 
+@functools.cache
+def _template() -> dict[str, Any]:
+    """template.yaml, parsed once: the model asks for its figures hundreds of times (1,480
+    parses were 450 s of a quick run)."""
+    from devtools import template as tpl
+
+    return tpl.load_template()
+
+
 def design() -> dict[str, float]:
     """The design's parameters: the template's defaults (what a deployment gets unless it
     sets them) and the shard counts of `realtime.keys`."""
     from devtools import template as tpl
 
-    p = tpl.parameter_defaults(tpl.load_template())
+    p = tpl.parameter_defaults(_template())
     return {
         "interval": int(p["BroadcastIntervalMs"]) / 1000, "budget": int(p["GroupPostBudget"]),
         "page": int(p["FanoutPageSize"]), "fanout_concurrency": int(p["FanoutMaxConcurrency"]),
@@ -417,11 +427,12 @@ FUNCTIONS = {"connect": "ConnectFunction", "disconnect": "DisconnectFunction", "
              "notify": "NotifyFunction", "fanout": "NotifyFunction", "announce": "AnnounceFunction"}
 
 
+@functools.cache
 def timeouts() -> dict[str, float]:
     """Each flow function's Lambda timeout, from the template."""
     from devtools import template as tpl
 
-    specs = tpl.function_specs(tpl.load_template())
+    specs = tpl.function_specs(_template())
     return {name: float(specs[logical]["Timeout"]) for name, logical in FUNCTIONS.items()}
 
 
