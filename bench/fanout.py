@@ -402,7 +402,14 @@ def notify_path_markdown(np: dict, met: bool) -> list[str]:
         lines.append(f"| {row['n']:,} | {row['ours']:,.0f} | {fmt(row['ours_runs'])} | {row['with_moto']:,.0f} "
                      f"| {row['moto_share'] * 100:.0f} % | {row['requests']} | {row['pool']:,.0f} "
                      f"| {row['x_pool']:.1f}x ({', '.join(f'{x:.1f}' for x in row['x_pool_rounds'])}) |")
-    lines += ["", f"Target ≥ 6x the boto3 pool at every size: {'yes' if met else '**NO**'}."]
+    gr = np["group_read"]
+    lines += ["", f"Target ≥ 6x the boto3 pool at every size: {'yes' if met else '**NO**'}.", "",
+              f"Why the group read stays on the low-level client (`realtime.groups`): reading the same "
+              f"{gr['n']:,} members (16 shards, the same projection) costs this process "
+              f"{gr['low_level_us']:.1f} µs of CPU per member through botocore's client and "
+              f"{gr['pynamodb_us']:.1f} µs through a PynamoDB model of the index "
+              f"({gr['pynamodb_us'] / gr['low_level_us']:.1f}x), moto's own CPU apart (another process). "
+              "The bound tables' reads and writes are PynamoDB's."]
     return lines
 
 

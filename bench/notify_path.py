@@ -170,8 +170,80 @@ class NotifyPath:
         self.dynamodb.close()
 
 
+def pynamodb_members(moto: str) -> Any:
+    """The same group read through PynamoDB (issue 12: the model API wherever it is not slower):
+    a model of the membership items and its `by_group` index, queried shard by shard."""
+    from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+    from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+    from pynamodb.models import Model
+
+    from realtime import keys
+    from realtime.groups import Member
+
+    class ByGroup(GlobalSecondaryIndex):
+        class Meta:
+            index_name = "by_group"
+            projection = IncludeProjection(["uid", "ttl"])
+
+        grp = UnicodeAttribute(hash_key=True)
+        gsk = UnicodeAttribute(range_key=True)
+
+    class Membership(Model):
+        class Meta:
+            table_name = TABLES["ConnectionsTable"]
+            host = moto
+            region = REGION
+            aws_access_key_id = "testing"
+            aws_secret_access_key = "testing"
+
+        pk = UnicodeAttribute(hash_key=True)
+        sk = UnicodeAttribute(range_key=True)
+        grp = UnicodeAttribute(null=True)
+        gsk = UnicodeAttribute(null=True)
+        uid = UnicodeAttribute(null=True)
+        ttl = NumberAttribute(null=True)
+        by_group = ByGroup()
+
+    def read(group: str, limit: int) -> list[Any]:
+        now = time.time()
+        members = []
+        for shard in range(keys.GROUP_SHARDS):
+            for item in Membership.by_group.query(f"{group}{keys.SEP}{shard}", limit=limit,
+                                                  attributes_to_get=["gsk", "uid", "ttl"]):
+                if (item.ttl or 0) > now:
+                    members.append(Member(item.gsk, item.uid))
+        return members
+
+    return read
+
+
+def group_read_cpu(path: NotifyPath, moto: str, n: int, repeats: int) -> dict[str, Any]:
+    """This process's CPU per member read (moto's is another process's): the engine's
+    low-level read (`Groups.first_pages`) against PynamoDB's, `n` members, interleaved."""
+    via_pynamodb = pynamodb_members(moto)
+    groups = path.app.services.groups
+    ours, theirs = [], []
+    for i in range(repeats + 1):
+        c0 = time.process_time()
+        got = sum(len(page[0]) for page in groups.first_pages(GROUP, 2000))
+        c1 = time.process_time()
+        other = len(via_pynamodb(GROUP, 2000))
+        c2 = time.process_time()
+        assert got == other == n, (got, other, n)
+        if i:  # the first round warms both (models, connections)
+            ours.append((c1 - c0) / n * 1e6)
+            theirs.append((c2 - c1) / n * 1e6)
+    row = {"n": n, "low_level_us": statistics.median(ours), "pynamodb_us": statistics.median(theirs)}
+    print(f"  group read, {n} members, this process's CPU per member: low-level client {row['low_level_us']:.1f} µs, "
+          f"PynamoDB {row['pynamodb_us']:.1f} µs ({row['pynamodb_us'] / row['low_level_us']:.1f}x)", flush=True)
+    return row
+
+
 def run(stub_endpoint: str, sizes: list[int], repeats: int, boto3_pool: Any, credentials: Any) -> dict[str, Any]:
     """Per size: the notify path's posts/s with moto's time subtracted, and boto3's pool alike."""
+    # realtime.runtime makes its Metrics at import, once per process: with a namespace, as
+    # the other benchmarks of `python -m bench` that run after this one expect.
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "RealtimeBench")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     results: dict[str, Any] = {"sizes": sizes, "rows": []}
     with ExitStack() as stack:
@@ -198,6 +270,7 @@ def run(stub_endpoint: str, sizes: list[int], repeats: int, boto3_pool: Any, cre
             print(f"  notify path, {n} subscribers: {row['ours']:,.0f} posts/s without moto's time "
                   f"({row['with_moto']:,.0f} with it, moto {row['moto_share'] * 100:.0f} % of the wall time, "
                   f"{requests} DynamoDB requests); boto3 pool {row['pool']:,.0f}/s; {row['x_pool']:.1f}x", flush=True)
+        results["group_read"] = group_read_cpu(path, moto.endpoint, sizes[-1], repeats)
     return results
 
 
