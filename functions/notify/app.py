@@ -8,7 +8,7 @@ reported in `batchItemFailures` and never blocks or replays the others.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
@@ -16,7 +16,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from realtime import runtime
 from realtime.config import ConfigurationError
-from realtime.notifier import Notifier
+
+if TYPE_CHECKING:
+    from realtime.notifier import Notifier
 
 logger = runtime.logger
 stream_processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
