@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import os
 import platform
 import statistics
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "common"
@@ -112,3 +117,48 @@ def main(name: str, run: Callable[..., object], argv: list[str] | None = None) -
     """The whole command line of a benchmark that takes only the shared options."""
     ns, _ = parser(name).parse_known_args(argv)
     run(quick=ns.quick, write_doc=True if ns.write_doc else None)
+
+
+class LineChild:
+    """A benchmark's client process (`python -m <module> <args>`), driven by one JSON object a
+    line over stdin/stdout; its stderr is kept to say why it ended."""
+
+    def __init__(self, module: str, args: Sequence[str], env: dict[str, str], close_wait: float = 60) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.close_wait = close_wait
+        self._stderr: list[str] = []
+        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr or []), daemon=True).start()
+
+    def read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError("the clients' process ended:\n" + "".join(self._stderr[-30:]))
+        return json.loads(line)
+
+    def send(self, obj: dict[str, Any]) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(obj) + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(self.close_wait)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+            self.proc.wait()
+
+
+# Lambda's session tokens are ~1 KB of base64; a signed request carries it on every post.
+TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ" + "Q" * 900 + "=="
+
+
+def credentials() -> Any:
+    """Credentials shaped like a Lambda function's (a session token included)."""
+    from botocore.credentials import Credentials
+
+    return Credentials("ASIAEXAMPLEEXAMPLE12", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", TOKEN)

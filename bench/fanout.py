@@ -36,24 +36,16 @@ from typing import Callable, Iterator
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "common"))
 
-from botocore.credentials import Credentials  # noqa: E402
 
 from devtools.management_stub import StubProcess  # noqa: E402
 from bench import common  # noqa: E402
 from bench import notify_path  # noqa: E402
+from bench.common import TOKEN, credentials  # noqa: E402
 
 REGION = "us-east-1"
 LATENCY = 0.010
 BODY = json.dumps({"stream": "users", "payload": {"count": 12345, "changed": "connect"},
                    "seq": "49650000000000000000000000000000000000000000000000000001"}).encode()
-# Lambda's session tokens are ~1 KB of base64; the request carries it on every post.
-TOKEN = "IQoJb3JpZ2luX2VjEJr//////////wEaCXVzLWVhc3QtMSJHMEUCIQ" + "Q" * 900 + "=="
-
-
-def credentials() -> Credentials:
-    return Credentials("ASIAEXAMPLEEXAMPLE12", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", TOKEN)
-
-
 def recipients(n: int, tag: str, special: bool = False) -> Iterator[tuple[str, bytes]]:
     """Lazily yields (connection id, body); with ``special``, 1 % gone and 1 % throttled."""
     for i in range(n):

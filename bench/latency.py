@@ -27,14 +27,13 @@ import json
 import os
 import random
 import resource
-import subprocess
 import sys
 import threading
 import time
 from typing import Any
 
 from bench import common
-from bench.common import ROOT, measured_line, percentile, table
+from bench.common import ROOT, LineChild, measured_line, percentile, table
 
 
 
@@ -154,37 +153,12 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
 
 
 # ---------------------------------------------------------------- the driver
-class Clients:
+class Clients(LineChild):
+    """The clients' process, driven line by line over stdin/stdout."""
+
     def __init__(self, url: str, secret: str, n: int, connect_budget: float, concurrency: int) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.latency", "--clients-child", url, str(n), str(connect_budget),
-             str(concurrency)],
-            cwd=ROOT, env={**env, "BENCH_JWT_SECRET": secret}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1)
-        self._stderr: list[str] = []
-        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr), daemon=True).start()
-
-    def read(self, timeout: float = 600) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the clients' process ended:\n" + "".join(self._stderr[-30:]))
-        return json.loads(line)
-
-    def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(30)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__("bench.latency", ["--clients-child", url, str(n), str(connect_budget), str(concurrency)],
+                         {"BENCH_JWT_SECRET": secret}, close_wait=30)
 
 
 def naive_broadcast(dynamodb: Any, management: Any, table_name: str, tag: str) -> int:

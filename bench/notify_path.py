@@ -304,6 +304,6 @@ def profile(stub_endpoint: str, n: int, credentials: Any, top: int = 25) -> None
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "layers" / "common"))
-    from bench.fanout import credentials as _credentials
+    from bench.common import credentials as _credentials
 
     profile("", int(sys.argv[2]) if len(sys.argv) > 2 else 1500, _credentials())

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, percentile
+from bench.common import ROOT, LineChild, percentile
 
 PHASES = ("view", "edit", "review")
 
@@ -578,39 +578,14 @@ async def clients_main(url: str, secret: str, n: int, workload: Workload, connec
     await asyncio.wait(tasks, timeout=30)
 
 
-class Clients:
+class Clients(LineChild):
     """The clients' process, driven line by line over stdin/stdout."""
 
     def __init__(self, url: str, secret: str, n: int, workload: Workload, connect_budget: float,
                  concurrency: int = 16, seed: int = 5) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.scale_load", "--clients-child", url, str(n), json.dumps(asdict(workload)),
-             str(connect_budget), str(concurrency), str(seed)],
-            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1", "BENCH_JWT_SECRET": secret},
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
-        self._stderr: list[str] = []
-        threading.Thread(target=lambda: self._stderr.extend(self.proc.stderr or []), daemon=True).start()
-
-    def read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the clients' process ended:\n" + "".join(self._stderr[-30:]))
-        return json.loads(line)
-
-    def send(self, obj: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(obj) + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(60)
-        except Exception:  # noqa: BLE001
-            self.proc.kill()
-            self.proc.wait()
+        super().__init__("bench.scale_load", ["--clients-child", url, str(n), json.dumps(asdict(workload)),
+                                              str(connect_budget), str(concurrency), str(seed)],
+                         {"BENCH_JWT_SECRET": secret})
 
 
 # ================================================================ the driver
