@@ -241,7 +241,9 @@ def markdown(r: dict, quick: bool) -> str:
         x = c[config]
         ratio = x["build"] / b
         rr = x["round_ratio_build"]
-        met = "" if config == "baseline" else ("yes" if ratio <= TARGET else "**no**")
+        # The target (issue 12) is Lambda's init phase: `import app` against the baseline's
+        # import + two clients. The first invocation's build is shown beside it, not judged.
+        met = "" if config == "baseline" else ("yes" if x["import"] / b <= TARGET else "**no**")
         rows.append((label, f"{x['import'] * 1000:.0f}", f"{x['build'] * 1000:.0f}",
                      f"{x['import'] / b:.2f}x", f"{ratio:.2f}x ({min(rr):.2f} to {max(rr):.2f})",
                      f"{x['rss_mb']:.0f}", f"{x['rss_mb'] / base['rss_mb']:.2f}x", f"{x['wall'] * 1000:.0f}",
@@ -262,12 +264,14 @@ def markdown(r: dict, quick: bool) -> str:
         "(DynamoDB and SQS clients, the sender), the notifier for `notify`, the token verifier for `connect` "
         "(from `JWT_SECRET`; deployed, it reads Secrets Manager: one more client and a network round trip, "
         "not measured). That part is billed as the first request's duration and adds to its latency.",
+        f"* The target is the init phase: `import app` within {TARGET}x of the baseline's import + two clients "
+        "(the last column). The build is billed to the first request and shown, not judged.",
         "* The ratio column compares with the baseline's full time (its import + two clients); in brackets the "
         "range of the per-round ratios. \"process\" is the parent's wall time for the whole child, interpreter "
         "start-up included.",
         "",
         table(["configuration", "import ms", "import + build ms", "import vs baseline", "import + build vs baseline",
-               "peak RSS MB", "RSS vs baseline", "process ms", "modules", f"≤ {TARGET}x"],
+               "peak RSS MB", "RSS vs baseline", "process ms", "modules", f"init ≤ {TARGET}x"],
               rows, "lrrrrrrrrl"),
         "",
     ]

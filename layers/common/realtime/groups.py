@@ -5,6 +5,10 @@ it) and is indexed by group in `by_group` (so a fan-out is a paginated Query, ne
 Scan). The index key is the group *and a shard* of the member (`keys.GROUP_SHARDS`), so
 the reads and writes of a group everyone is in spread over that many index partitions.
 Readers skip memberships whose `ttl` has passed: DynamoDB deletes them late.
+
+The reads use botocore's low-level client, not PynamoDB: reading 1,500 members costs 42 µs
+of client CPU per member this way and 65 µs through a PynamoDB model of `by_group` (1.6x;
+`python -m bench fanout`, "the notify path end to end"), and a fan-out is that read.
 """
 
 from __future__ import annotations
