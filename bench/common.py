@@ -119,6 +119,28 @@ def main(name: str, run: Callable[..., object], argv: list[str] | None = None) -
     run(quick=ns.quick, write_doc=True if ns.write_doc else None)
 
 
+def reply(obj: dict[str, Any]) -> None:
+    """The child's side of `LineChild`: one JSON object a line on stdout."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def lines(loop: Any) -> Any:
+    """The child's side of `LineChild`: stdin's lines on an asyncio queue of `loop`, then None
+    when the parent closes it (read on a thread: the loop keeps running the clients)."""
+    import asyncio
+
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def read() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, daemon=True).start()
+    return queue
+
+
 class LineChild:
     """A benchmark's client process (`python -m <module> <args>`), driven by one JSON object a
     line over stdin/stdout; its stderr is kept to say why it ended."""

@@ -28,12 +28,11 @@ import os
 import random
 import resource
 import sys
-import threading
 import time
 from typing import Any
 
 from bench import common
-from bench.common import ROOT, LineChild, measured_line, percentile, table
+from bench.common import ROOT, LineChild, lines, measured_line, percentile, reply, table
 
 
 
@@ -51,10 +50,6 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
     sockets: list[Any] = []
     errors: list[str] = []  # connecting
     closed: list[str] = []  # after connecting
-
-    def out(obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
 
     def note(key: str, i: int, t: float) -> None:
         got = receipts.setdefault(key, {})
@@ -102,17 +97,10 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
 
     await asyncio.gather(*(open_one(i) for i in range(n)))
     connected = sorted(i for i, _ in sockets)
-    out({"ready": len(connected), "users": connected, "seconds": time.perf_counter() - t_start,
+    reply({"ready": len(connected), "users": connected, "seconds": time.perf_counter() - t_start,
          "errors": errors[:5], "error_count": len(errors)})
 
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def stdin_reader() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=stdin_reader, daemon=True).start()
+    queue = lines(loop)
     while True:
         line = await queue.get()
         if line is None:
@@ -122,7 +110,7 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
             key = cmd["key"]
             expected[key] = set(cmd["users"])
             done_events[key] = asyncio.Event()
-            out({"armed": key})
+            reply({"armed": key})
         elif cmd["cmd"] == "wait":
             key = cmd["key"]
             try:
@@ -132,7 +120,7 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
             got = receipts.get(key, {})
             want = expected[key]
             times = [t for i in want for t in got.get(i, [])[:1]]
-            out({"key": key, "last": max(times) if times else None, "first": min(times) if times else None,
+            reply({"key": key, "last": max(times) if times else None, "first": min(times) if times else None,
                  "received": len(set(got) & want), "expected": len(want)})
         elif cmd["cmd"] == "report":
             # the full picture, after a grace period for late or stray frames
@@ -143,7 +131,7 @@ async def clients_main(url: str, secret: str, n: int, connect_budget: float, con
                 summary[key] = {"missing": len(want - set(got)), "unexpected": len(set(got) - want),
                                 "duplicates": sum(len(v) - 1 for v in got.values() if len(v) > 1)}
             strays = [k for k in receipts if k not in expected]
-            out({"report": summary, "strays": strays, "closed": len(closed), "errors": closed[:5]})
+            reply({"report": summary, "strays": strays, "closed": len(closed), "errors": closed[:5]})
             break
     for _, ws in sockets:
         try:

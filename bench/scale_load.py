@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, LineChild, percentile
+from bench.common import ROOT, LineChild, lines, percentile, reply
 
 PHASES = ("view", "edit", "review")
 
@@ -394,10 +394,6 @@ async def clients_main(url: str, secret: str, n: int, workload: Workload, connec
     subscribed: set[int] = set()
     started = time.perf_counter()
 
-    def out(obj: dict[str, Any]) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
     def pick_room(i: int) -> str:
         """A room user `i` may enter: a private document it reads, with that document's share, or
         else a public one by the Zipf spread."""
@@ -529,16 +525,9 @@ async def clients_main(url: str, secret: str, n: int, workload: Workload, connec
         await asyncio.wait_for(ready.wait(), connect_budget + 130)
     except asyncio.TimeoutError:
         pass
-    out({"ready": len(subscribed), "seconds": time.perf_counter() - started, "errors": dict(errors)})
+    reply({"ready": len(subscribed), "seconds": time.perf_counter() - started, "errors": dict(errors)})
 
-    commands: asyncio.Queue[str | None] = asyncio.Queue()
-
-    def stdin_reader() -> None:
-        for line in sys.stdin:
-            loop.call_soon_threadsafe(commands.put_nowait, line)
-        loop.call_soon_threadsafe(commands.put_nowait, None)
-
-    threading.Thread(target=stdin_reader, daemon=True).start()
+    commands = lines(loop)
     live_samples: list[int] = []
 
     async def sample_live() -> None:
@@ -560,7 +549,7 @@ async def clients_main(url: str, secret: str, n: int, workload: Workload, connec
             sessions[0] = 0
             live_samples.clear()
             window.update(open=True, began=time.time())
-            out({"opened": window["began"]})
+            reply({"opened": window["began"]})
         elif cmd["cmd"] == "close":
             window["open"] = False
             seconds = time.time() - window["began"]
@@ -568,7 +557,7 @@ async def clients_main(url: str, secret: str, n: int, workload: Workload, connec
             total: Counter[str] = Counter()
             for c in counts:
                 total.update(c)
-            out({"seconds": seconds, "frames": dict(total), "clients": n, "sessions": sessions[0],
+            reply({"seconds": seconds, "frames": dict(total), "clients": n, "sessions": sessions[0],
                  "live_mean": sum(live_samples) / len(live_samples) if live_samples else 0.0,
                  "state_per_client": [percentile(per_client, 50), percentile(per_client, 99), max(per_client)],
                  "errors": dict(errors)})
