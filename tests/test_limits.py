@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from realtime import keys, runtime
+from realtime.config import ConfigurationError, Settings
 from tests.apigw import ApiGateway, token
 from tests.reliability import invariants
 
@@ -88,6 +89,27 @@ def test_frames_past_the_allowance_are_rate_limited_and_change_nothing(gateway: 
     assert only(gw.send(alice, {"action": "heartbeat", "id": "h2"}))["code"] == "rate_limited"
     engine.clock = lambda: frozen + 10  # the bucket refills
     assert [only(gw.send(alice, {"action": "heartbeat", "id": n}))["stream"] for n in range(5)] == ["ack"] * 5
+
+
+def test_a_fractional_frame_rate_refills_one_frame_per_its_period(gateway: ApiGateway, monkeypatch) -> None:
+    gw = gateway
+    limited(gw, monkeypatch, FRAME_RATE="0.5", FRAME_BURST="2")  # one frame back every 2 s
+    alice = gw.login("alice")
+    engine = runtime.app(gw.stub.endpoint)
+    frozen = time.time()
+    engine.clock = lambda: frozen
+    assert [only(gw.send(alice, {"action": "heartbeat", "id": n}))["stream"] for n in range(2)] == ["ack"] * 2
+    assert only(gw.send(alice, {"action": "heartbeat", "id": "x"}))["code"] == "rate_limited"
+    engine.clock = lambda: frozen + 1.5  # not yet a whole period
+    assert only(gw.send(alice, {"action": "heartbeat", "id": "y"}))["code"] == "rate_limited"
+    engine.clock = lambda: frozen + 2.0
+    assert only(gw.send(alice, {"action": "heartbeat", "id": "z"}))["stream"] == "ack"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "ten"])
+def test_a_frame_rate_that_is_not_a_positive_number_is_a_configuration_error(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="FRAME_RATE"):
+        Settings.from_env({"CONNECTIONS_TABLE": "c", "FRAME_RATE": value})
 
 
 def test_a_flapping_connection_is_rate_limited_and_costs_others_little(gateway: ApiGateway, monkeypatch) -> None:

@@ -8,6 +8,7 @@ from `Settings.environment`, the same snapshot, so it never reads the environmen
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -86,6 +87,20 @@ def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -
     return value
 
 
+def rate(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive, finite per-second rate (fractions allowed: 0.1 is one every 10 s)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigurationError(f"{name} must be a positive number, got {raw!r}")
+    return value
+
+
 def required(env: Mapping[str, str], *names: str) -> None:
     missing = [name for name in names if not env.get(name)]
     if missing:
@@ -132,7 +147,7 @@ class Settings:
     #: Per-connection and per-user limits (abuse and accidents).
     max_presence: int = 10
     max_subscriptions: int = 100
-    frame_rate: int = 10
+    frame_rate: float = 10.0
     frame_burst: int = 20
     max_connections_per_user: int = 20
     #: The history table (catch-up); empty: no stream keeps history.
@@ -175,7 +190,7 @@ class Settings:
             roster_limit=integer(env, "ROSTER_LIMIT", 100),
             max_presence=integer(env, "MAX_PRESENCE", 10),
             max_subscriptions=integer(env, "MAX_SUBSCRIPTIONS", 100),
-            frame_rate=integer(env, "FRAME_RATE", 10),
+            frame_rate=rate(env, "FRAME_RATE", 10.0),
             frame_burst=integer(env, "FRAME_BURST", 20),
             max_connections_per_user=integer(env, "MAX_CONNECTIONS_PER_USER", 20),
             send_concurrency=integer(env, "SEND_CONCURRENCY", 128),
