@@ -342,10 +342,6 @@ SECTIONS = (
 )
 
 
-SMALL_GROUP = ("every group is read over its 16 `by_group` shards, however small: a group of a few connections "
-               "costs 16 Queries (0.5 RRU each) where 1 would do")
-
-
 @dataclass
 class Row:
     name: str
@@ -520,9 +516,10 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 4, "record (PutItem); user item + counter shard (one transaction); mark `users` (GetItem, conditional "
                    "UpdateItem, SQS SendMessage: the first mark of its interval)", key="connect_first")
         measure("announcement of the counter (`users`, 1 subscriber)", lambda: announce_due("users"),
-                3 + keys.GROUP_SHARDS,
+                4,
                 "claim the mark (conditional UpdateItem); the counter (BatchGetItem of its 16 shards); the `users` "
-                "group (16 shards, a Query each, 1 more per 1,000 members); the mark's audience size (UpdateItem)",
+                "group (a Query per shard, one while it is small, 1 more per 1,000 members); the mark's audience "
+                "size (UpdateItem)",
                 key="announce_users", section="announce", advance=2)
         settle()
         measure("`$connect`, signed in, a second tab", lambda: alice.append(gw.login("alice", "Alice")), 2,
@@ -585,16 +582,15 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                     key=f"replay_{k}", advance=1)
             gw.disconnect(back)
             settle()
-        small_group = SMALL_GROUP
         measure("published event to a user (1 subscribed connection)",
                 lambda: publish.handler(published_event("alerts", {"user": "alice"}, {"text": "Your export is ready"}),
                                         LambdaContext()),
-                2, "the log entry (PutItem: one per event, not per recipient); the user's group (Query)", small_group,
+                2, "the log entry (PutItem: one per event, not per recipient); the user's group (Query)",
                 key="published_user")
         measure("published event to the group `alerts` (1 subscriber)",
                 lambda: publish.handler(published_event("alerts", {"group": "alerts"}, {"text": "Maintenance"}),
                                         LambdaContext()),
-                1 + keys.GROUP_SHARDS, "the log entry (PutItem); the group (16 shards, a Query each)",
+                2, "the log entry (PutItem); the group (one shard while it is small: a Query)",
                 key="published_group")
         measure("published event refused (undeclared stream)",
                 lambda: publish.handler(published_event("nope", {"group": "alerts"}, {"text": "x"}), LambdaContext()),
@@ -625,12 +621,12 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 f"claim (UpdateItem); the room ({keys.ROOM_SHARDS} presence shards, Query each); its summary "
                 "(UpdateItem); `document`: the document (GetItem) and its group (Query); mark the list (GetItem, "
                 "UpdateItem, SendMessage); the mark's audience (UpdateItem); mark the room again for when its first "
-                "presence expires (GetItem, UpdateItem, SendMessage)", small_group, key="announce_room",
+                "presence expires (GetItem, UpdateItem, SendMessage)", key="announce_room",
                 section="announce", advance=2)
         measure("announcement of the list (`documents`): 1 entry changed; 1 subscriber",
-                lambda: announce_due("documents"), 3 + 2 * keys.STATE_SHARDS + keys.GROUP_SHARDS,
+                lambda: announce_due("documents"), 4 + 2 * keys.STATE_SHARDS,
                 f"claim (UpdateItem); the rooms' summaries and the list's entries ({keys.STATE_SHARDS} partitions "
-                "each, Query each); the `documents` group (16 shards, a Query each); what was broadcast (UpdateItem "
+                "each, Query each); the `documents` group (a Query: one shard while it is small); what was broadcast (UpdateItem "
                 "per changed entry); the mark's audience (UpdateItem)", key="announce_list", section="announce",
                 advance=2)
         settle()
@@ -705,9 +701,9 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
             measure(f"comment notification ({action}; 1 subscriber of the document's comments)",
                     lambda r=record: notify.handler(streams.event(r), LambdaContext()), 3,
                     "the comment's audience: its document (GetItem); the log entry (PutItem, the comments keep "
-                    "history); the `comments/<slug>` group (Query)", small_group + (
-                        "; the old and the new image's audience each read the (same) document: GetItem twice"
-                        if action == "update" else ""),
+                    "history); the `comments/<slug>` group (Query)",
+                    "the old and the new image's audience each read the (same) document: GetItem twice"
+                    if action == "update" else "",
                     key=f"comment_notification_{action}", section="comments", advance=1)
         settle()
 
@@ -768,19 +764,17 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
             seed(n)
             pages = math.ceil(n / 1000)
             queued = pages - 1
-            minimum = keys.GROUP_SHARDS + 1 + 3  # the group's shards; the log entry; the list's entry and mark
+            minimum = 1 + 1 + 3  # the group (one shard at these sizes); the log entry; the list's entry and mark
             extra = ""
             if queued:
-                extra = ("the first 1,000 members are read inline, shard after shard; every other shard is cut into "
-                         "key ranges of at most 1,000 (keys only, but capacity counts whole index entries: those "
-                         f"{n - 1000:,} members are read twice) and each range is queued: a page per shard at least, "
-                         "so below 16,000 members the pages are small (more SQS messages and queue invocations than "
-                         "pages of 1,000 would take)")
+                extra = ("the first 1,000 members are read inline; the rest of the shard is cut into key ranges of "
+                         "at most 1,000 (keys only, but capacity counts whole index entries: those "
+                         f"{n - 1000:,} members are read twice) and each range is queued")
             measure(f"notification, N = {n:,}: public document, a field changed (MODIFY)",
                     lambda: notify_record("MODIFY", "roadmap", doc_old, doc_new), minimum,
                     "the log entry (PutItem, one per notification whatever N: `notifications` keeps history); the "
-                    "`notifications` group (16 shards, a Query each, 1 more per 1,000 members, eventually consistent "
-                    "on `by_group`); " + list_work, extra, key=f"notification_public_{n}", section="notifications", advance=1)
+                    "`notifications` group (one shard at these sizes: a Query, 1 more per 1,000 members, eventually "
+                    "consistent on `by_group`); " + list_work, extra, key=f"notification_public_{n}", section="notifications", advance=1)
             settle()
             measure(f"notification, N = {n:,}: private document (owner + 2 readers), a field changed",
                     lambda: notify_record("MODIFY", "pay", private, private2), minimum,
@@ -792,8 +786,8 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                     lambda: notify_record("INSERT", f"new{n}", None, doc_new), minimum + 2,
                     "the group as above; " + list_work + "; the new document's `document` and `comments` groups "
                     "(told of the audience change, a Query each)",
-                    "; ".join(x for x in (extra, SMALL_GROUP + " (twice), for groups nobody can have joined yet: "
-                                          "the document did not exist") if x), key=f"notification_insert_{n}",
+                    "; ".join(x for x in (extra, "two Queries for groups nobody can have joined yet: the document "
+                                          "did not exist") if x), key=f"notification_insert_{n}",
                     section="notifications", advance=1)
             settle()
         sizes_found = {**sizes_with_presence, **item_sizes(raw)}
@@ -873,9 +867,8 @@ def markdown(rows: list[Row], sizes: dict[str, float], quick: bool) -> str:
                              "BatchGetItem key on its own; 1 KB write units of the larger of before/after, ×2 in "
                              "transactions; every index entry written or deleted is a write unit too, an index key "
                              "change two, with DynamoDB's 100-byte index overhead). These are also on-demand "
-                             "*request* units. The minimum is what the design needs for the same outcome (a group every "
-                             "user joins, `users`, `documents`, `notifications`, `alerts`, is read over its 16 shards; "
-                             "any other group, a document's roster or comments or a user's, in one Query); a "
+                             "*request* units. The minimum is what the design needs for the same outcome (a group of "
+                             "fewer than 10,000 members read in one Query); a "
                              "connection subscribed to every stream is the audience of each broadcast. The application's clock "
                              "moves between rows (frames of one page load 1 s apart, heartbeats as the client sends "
                              "them: 25 s apart with presence, 5 minutes without)."),
@@ -897,9 +890,10 @@ def markdown(rows: list[Row], sizes: dict[str, float], quick: bool) -> str:
         "`by_deadline` index write units. Idle clients beat every 5 minutes, so an idle connection pays both once per 5 "
         "minutes (see the cost model); a presence heartbeat (every 25 s) pays both every time.",
         "* A membership item (`by_group`, INCLUDE `uid`, `ttl`) costs 1 table + 1 index write unit to add and to delete.",
-        "* Every group broadcast reads all 16 `by_group` shards of its group (`keys.GROUP_SHARDS`), whatever the "
-        "group's size: at least 8 RRU and 16 requests per broadcast, which dominates small groups (a document's "
-        "roster and comments, a user's group).",
+        "* A group broadcast reads one `by_group` shard while the group is small: a group's shards grow only once a "
+        "broadcast has counted more than `keys.GROUP_SHARD_MEMBERS` (10,000) members per shard (`Groups.grow`), so "
+        "a broadcast's reads spread over more partitions exactly when a single one would be hot. A writer learns the "
+        "count with a GetItem, cached per container for 5 minutes (none of the rows here pays it).",
         "* The stream itself: DynamoDB Streams reads made by a Lambda trigger are free.",
         "* At a shard holding exactly a page of members, moto returns no `LastEvaluatedKey`; DynamoDB returns one when "
         "`Limit` is reached, so there one more (empty) keys-only Query follows.",

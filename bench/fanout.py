@@ -397,7 +397,7 @@ def notify_path_markdown(np: dict, met: bool) -> list[str]:
     gr = np["group_read"]
     lines += ["", f"Target ≥ 6x the boto3 pool at every size: {'yes' if met else '**NO**'}.", "",
               f"Why the group read stays on the low-level client (`realtime.groups`): reading the same "
-              f"{gr['n']:,} members (16 shards, the same projection) costs this process "
+              f"{gr['n']:,} members (one shard, the same projection) costs this process "
               f"{gr['low_level_us']:.1f} µs of CPU per member through botocore's client and "
               f"{gr['pynamodb_us']:.1f} µs through a PynamoDB model of the index "
               f"({gr['pynamodb_us'] / gr['low_level_us']:.1f}x), moto's own CPU apart (another process). "

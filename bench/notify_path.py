@@ -2,7 +2,7 @@
 
 One document write, as the notify handler receives it (a DynamoDB stream record), delivered
 to every member of the `notifications` group: the binding's decision, the history append,
-the group's index reads (16 shards), one frame per member, and the posts. DynamoDB is
+the group's index reads (one shard at these sizes: `keys.group_shards_for`), one frame per member, and the posts. DynamoDB is
 moto's server in a *separate process*; the management endpoint is the stub (another
 process, 10 ms per request). Everything the notifier does in this process is counted; the
 time moto spends serving DynamoDB requests is not (each request is timed from botocore's
@@ -204,11 +204,11 @@ def pynamodb_members(moto: str) -> Any:
         ttl = NumberAttribute(null=True)
         by_group = ByGroup()
 
-    def read(group: str, limit: int) -> list[Any]:
+    def read(group: str, limit: int, shards: int) -> list[Any]:
         now = time.time()
         members = []
-        for shard in range(keys.GROUP_SHARDS):
-            for item in Membership.by_group.query(f"{group}{keys.SEP}{shard}", limit=limit,
+        for shard in range(shards):
+            for item in Membership.by_group.query(keys.group_index_key(group, shard), limit=limit,
                                                   attributes_to_get=["gsk", "uid", "ttl"]):
                 if (item.ttl or 0) > now:
                     members.append(Member(item.gsk, item.uid))
@@ -225,9 +225,9 @@ def group_read_cpu(path: NotifyPath, moto: str, n: int, repeats: int) -> dict[st
     ours, theirs = [], []
     for i in range(repeats + 1):
         c0 = time.process_time()
-        got = sum(len(page[0]) for page in groups.first_pages(GROUP, 2000))
+        got = sum(len(page.members) for page in groups.first_pages(GROUP, 2000))
         c1 = time.process_time()
-        other = len(via_pynamodb(GROUP, 2000))
+        other = len(via_pynamodb(GROUP, 2000, groups.shard_count(GROUP)))
         c2 = time.process_time()
         assert got == other == n, (got, other, n)
         if i:  # the first round warms both (models, connections)

@@ -389,7 +389,9 @@ def documents(d: dict[str, Any], stack: dict[str, Any] | None, quick: bool) -> t
         "state broadcasts exceed the budget;",
         "* a mark costs a GetItem, and the first of its interval an UpdateItem and an SQS SendMessage "
         "(`Coalescer.mark`); a container remembers a pending mark (`_seen`) and then costs nothing;",
-        f"* group index keys over {p['group_shards']} shards (`keys.group_shard`), presence over {p['room_shards']} "
+        f"* group index keys over shards that grow with the group (`keys.group_shards_for`: one up to "
+        f"{p['group_shard_members']:,} members, then {p['group_shard_growth']}x at a time up to "
+        f"{p['max_group_shards']}; `Groups.grow`), presence over {p['room_shards']} "
         f"per room (`keys.presence_pk`), the counter over {p['counter_shards']} (`keys.counter_shard`), "
         f"`by_deadline` over {p['sweep_shards']} (`keys.sweep_shard`), the list and the summaries over "
         f"{p['state_shards']} each (`keys.state_pk`, `keys.summary_pk`);",
@@ -493,13 +495,14 @@ def findings(m: dict[str, Any], d: dict[str, Any]) -> list[str]:
         "",
         "* **The limits reached**, in the order the model reaches them: " + "; ".join(firsts) + ".",
         f"* **The hottest key is the `notifications` group**: every document write reads all of it (every signed-in "
-        f"user is a member), over {p['group_shards']} `by_group` shards, and the members beyond the first page twice "
+        f"user is a member), over {big.notes['group_shards']} `by_group` shards at 1M users (the shards grow with the "
+        f"group), and the members beyond the first page twice "
         f"(cut into ranges, keys only, then read by their page: capacity counts whole index entries, "
         f"{d['sizes'].get('by_group entry', 0):,.0f} bytes each). At one write per second and 1M users that is "
-        f"{notifications.rru:,.0f} RRU/s on each shard: **{notifications.load:.0%} of a partition**, which cannot be "
-        f"raised; it passes half at about {people(0.5 / (notifications.load / SIZES[-1]))} users. Twice the "
-        "writes halve those numbers. More shards (`keys.GROUP_SHARDS`), or pages that read their members once, "
-        "would move it.",
+        f"{notifications.rru:,.0f} RRU/s on each shard: **{notifications.load:.0%} of a partition**. "
+        "Twice the writes double it; a group's shards grow once it has more than "
+        f"{p['group_shard_members']:,} members per shard, so the load per shard stays about where it is at 1M "
+        f"up to {p['max_group_shards'] * p['group_shard_members']:,} members.",
         f"* **The list's entries**: every `documents` subscribe reads all {p['state_shards']} `st#documents` "
         f"partitions, strongly consistent, and with {Workload().documents:,} documents each holds "
         f"{Workload().documents / p['state_shards']:,.0f} entries: {entries.load:.0%} of a partition at 1M users "
@@ -517,9 +520,9 @@ def findings(m: dict[str, Any], d: dict[str, Any]) -> list[str]:
         f"* **The list's announcement at 1M users** takes about {list_flow.seconds:,.0f} s of Lambda time as "
         f"assumed ({list_flow.work.requests:,.0f} DynamoDB requests: {big.notes['list_frames']} group reads cut into "
         f"ranges, and an UpdateItem per changed entry), against the announce function's {limit_s:.0f} s timeout.",
-        "* **Every group is read over its 16 shards**, whatever its size: a broadcast to a document's roster or "
-        "comments, or to one user, is 16 Queries (8 RRU) where 1 would do. With nobody on a room's roster, each room "
-        "announcement still reads its `document` group: 16 of its 32 requests.",
+        "* **A small group is one Query**: a broadcast to a document's roster or comments, or to one user, reads "
+        "its one `by_group` shard; a group grows shards only once a broadcast has counted more than "
+        f"{p['group_shard_members']:,} members per shard.",
         f"* **Cost**: at 1M users DynamoDB ${summary[SIZES[-1]]['cost']['DynamoDB']:.5f}, Lambda "
         f"${summary[SIZES[-1]]['cost']['Lambda']:.5f} and API Gateway ${summary[SIZES[-1]]['cost']['API Gateway']:.5f}"
         " per user-hour; API Gateway's is nearly all the notifications (one post per permitted subscriber per "

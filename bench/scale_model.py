@@ -64,7 +64,8 @@ def design() -> dict[str, float]:
         "page": int(p["FanoutPageSize"]), "fanout_concurrency": int(p["FanoutMaxConcurrency"]),
         "announce_concurrency": int(p["AnnounceMaxConcurrency"]), "stage_rate": int(p["ThrottlingRateLimit"]),
         "presence_ttl": int(p["PresenceTtlSeconds"]),
-        "group_shards": keys.GROUP_SHARDS, "room_shards": keys.ROOM_SHARDS, "counter_shards": keys.COUNTER_SHARDS,
+        "group_shard_members": keys.GROUP_SHARD_MEMBERS, "group_shard_growth": keys.GROUP_SHARD_GROWTH,
+        "max_group_shards": keys.MAX_GROUP_SHARDS, "room_shards": keys.ROOM_SHARDS, "counter_shards": keys.COUNTER_SHARDS,
         "sweep_shards": keys.SWEEP_SHARDS, "state_shards": keys.STATE_SHARDS,
     }
 
@@ -168,22 +169,25 @@ class Measured:
         return v1 + (v1 - v0) / (n1 - n0) * (n - n1)
 
     def group(self, members: float, page: int = 1000) -> Work:
-        """Reading a group every user is in (16 shards) and queueing its pages, as the broadcasting
-        function does it: read units from the measured notifications less their fixed part (the log
-        entry, the list's entry and mark), extrapolated by the slope of the last two sizes (the
-        queued members are read twice: cut into ranges, then by the page); requests and SQS
-        batches by `realtime.broadcast`'s structure, which the measurement at 2,500 confirms. The
-        queued pages' own Query is the fan-out flow's."""
+        """Reading a group every user is in and queueing its pages, as the broadcasting function
+        does it, over the shards a group of that size has (`keys.group_shards_for`): read units
+        from the measured notifications less their fixed part (the log entry, the list's entry
+        and mark), extrapolated by the slope of the last two sizes (the queued members are read
+        twice: cut into ranges, then by the page), plus half a unit per further shard; requests
+        and SQS batches by `realtime.broadcast`'s structure, which the measurement at 2,500
+        confirms. The queued pages' own Query is the fan-out flow's."""
         smallest = self.group_points[0][0]
-        rru = self._at(members, "rru") - (self._at(smallest, "rru") - keys.GROUP_SHARDS * 0.5)
+        shards = keys.group_shards_for(round(members))
+        rru = self._at(members, "rru") - (self._at(smallest, "rru") - 0.5) + (shards - 1) * 0.5
         if members <= page:
-            return Work(requests=keys.GROUP_SHARDS, rru=rru)
-        per_shard = members / keys.GROUP_SHARDS
-        inline_shards = min(keys.GROUP_SHARDS, math.ceil(page / per_shard))
-        queued_shards = keys.GROUP_SHARDS - page / per_shard
-        ranges = pages(members, page, keys.GROUP_SHARDS)
+            return Work(requests=shards, rru=rru)
+        per_shard = members / shards
+        inline_shards = min(shards, math.ceil(page / per_shard))
+        queued_shards = shards - page / per_shard
+        ranges = pages(members, page, shards)
         return Work(requests=inline_shards + ranges, rru=rru, sqs=queued_shards * math.ceil(math.ceil(
             per_shard / page) / 10))
+
 
 def list_entry_bytes(names: int = 3) -> int:
     """Bytes of one document in a `documents` frame, with `names` users in each phase (the
@@ -327,6 +331,8 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
     # ---- the announcements (the announce function), each scheduled by one mark. Big groups'
     # pages go through the fan-out queue (the notify function), counted with the notifications'.
     group = m.group
+    g = keys.group_shards_for(users)  # the shards of a group everyone is in, at this size
+    out.notes.update(group_shards=g)
     counter = m.work("announce_users") - group(1) + group(users) + schedule + Work(posts=users)
     out.flows.append(Flow("announce: the counter (`users`)", "announce", counters, counter,
                           lambda_s(counter, min(users, page))))
@@ -361,20 +367,20 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
         room = room_work.times(1 / rooms)
         out.flows.append(Flow("announce: a room (`$presence`)", "announce", rooms, room, lambda_s(room)))
     for name, per_s in (("the counter", counters), ("the list", lists * chunks)):
-        queued = pages(users, page, keys.GROUP_SHARDS)
+        queued = pages(users, page, g)
         if queued:
             out.flows.append(Flow(f"notify: fan-out pages ({name})", "fanout", per_s * queued,
-                                  Work(requests=1, sqs=0.4), INVOCATION_S + REQUEST_S + min(page, users / keys.GROUP_SHARDS)
+                                  Work(requests=1, sqs=0.4), INVOCATION_S + REQUEST_S + min(page, users / g)
                                   / rate, invocations=1 / 5))
     # ---- notifications: one document write per second; a quarter of the documents private
     public = 1 - w.private_share
     note = marked(m.work(f"notification_public_{m.group_points[0][0]}")) - group(m.group_points[0][0]) + group(users)
     note = note + Work(posts=public * users + w.private_share * 3)
-    queued = pages(users, page, keys.GROUP_SHARDS)
+    queued = pages(users, page, g)
     note_s = lambda_s(note, min(note.posts, page))
     out.flows.append(Flow("notify: a document write (stream record)", "notify", writes, note, note_s))
     if queued:
-        per_page = min(page, users / keys.GROUP_SHARDS) * public
+        per_page = min(page, users / g) * public
         page_s = INVOCATION_S + REQUEST_S + per_page / rate
         # one queue invocation takes up to 5 pages (the template's BatchSize)
         out.flows.append(Flow("notify: fan-out pages", "fanout", writes * queued, Work(requests=1, sqs=0.4),
@@ -384,12 +390,11 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
     out.flows.append(Flow("sweep (every minute)", "disconnect", 1 / 60, sweep, lambda_s(sweep)))
 
     # ---- the partitions (`realtime.keys`): the busiest of each kind
-    g = keys.GROUP_SHARDS
     notification_reads = group(users).rru / g * writes
     out.partitions += [
-        Partition("`notifications` group, one of 16 `by_group` shards (read whole by every notification)",
+        Partition(f"`notifications` group, one of its {g} `by_group` shards (read whole by every notification)",
                   notification_reads, 2 * sessions / g),
-        Partition("`users` / `documents` group, one of 16 `by_group` shards (read by each announcement)",
+        Partition(f"`users` / `documents` group, one of its {g} `by_group` shards (read by each announcement)",
                   group(users).rru / g * max(counters, lists * chunks), 2 * sessions / g),
         Partition(f"the list's entries, one of {keys.STATE_SHARDS} `st#documents` partitions (read whole by every "
                   "`documents` subscribe)",

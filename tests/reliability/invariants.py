@@ -140,7 +140,7 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
                         bad(problem)
             elif sk.startswith("g" + keys.SEP):
                 group = sk[2:]
-                if values.get("grp") != keys.group_shard(group, conn) or values.get("gsk") != conn:
+                if values.get("grp") not in _placements(group, conn) or values.get("gsk") != conn:
                     bad("grp/gsk differ from the key")
                 prefix = next((p for p in DOCUMENT_GROUP_PREFIXES if group.startswith(p)), None)
                 if prefix is not None:
@@ -151,9 +151,25 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
                     bad(f"unknown group {group!r}")
             else:
                 bad("unknown sort key in a connection partition")
+        elif pk.startswith("gs" + keys.SEP):
+            group = pk[3:]
+            count = keys.shards_of_gsk(values.get("gsk", ""))
+            if sk != "shards" or count is None or values.get("shards") != count \
+                    or values.get("grp") != keys.group_index_key(group, 0) or count not in _SHARD_COUNTS:
+                bad("not a group's shard count")
         else:
             bad("unknown partition")
     return problems
+
+
+#: Every shard count a group can have: 1, then `GROUP_SHARD_GROWTH` times as many.
+_SHARD_COUNTS = [keys.GROUP_SHARD_GROWTH ** n for n in range(10)
+                 if keys.GROUP_SHARD_GROWTH ** n <= keys.MAX_GROUP_SHARDS]
+
+
+def _placements(group: str, conn: str) -> set[str]:
+    """The `by_group` keys a membership may have: its shard under any count the group had."""
+    return {keys.group_shard(group, conn, count) for count in _SHARD_COUNTS}
 
 
 class Model:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from realtime import keys
 from realtime.deliveries import Delivery, delivery_from_message
 from realtime.groups import Groups, Member, PageRange
 from realtime.retry import backoff
@@ -156,11 +155,11 @@ class QueuedPage:
         return cls(data["group"], delivery, recipients=tuple(recipients), attempt=attempt)
 
 
-def inline_share(page_size: int) -> int:
-    """Members read per shard for the inline page: the page spread over the shards with a
-    quarter more room, since members hash to shards unevenly (a group of 0.9 pages stays
-    inline). At most `page_size` of those read are sent inline."""
-    return min(page_size, max(1, -(-page_size * 5 // (4 * keys.GROUP_SHARDS))))
+def _counting(ranges: Iterator[PageRange], counted: list[int]) -> Iterator[PageRange]:
+    """`ranges`, adding each one's size to `counted[0]` as it is cut."""
+    for page in ranges:
+        counted[0] += page.size
+        yield page
 
 
 class Broadcaster:
@@ -178,23 +177,30 @@ class Broadcaster:
 
         The shards' first pages are read at once and sent as one batch: read one after the
         other and sent shard by shard, a broadcast waited for 16 reads in a row and never
-        had more than a shard's members in flight (`bench fanout`, the notify path).
+        had more than a shard's members in flight (`bench fanout`, the notify path). Having
+        counted the members, it grows the group's shards if they hold too many
+        (`Groups.grow`).
         """
         report = BroadcastReport()
         members: list[Member] = []
         spilled: list[tuple[int, str | None]] = []  # (shard, the last key sent inline, or None: all of it)
-        for shard, (page, _, after) in enumerate(self.groups.first_pages(group, inline_share(self.page_size))):
+        pages = self.groups.first_pages(group, self.page_size)
+        for shard in pages:
+            page, after = shard.members, shard.after
             room = self.page_size - len(members)
             if len(page) > room:  # the page is full: the rest of this shard goes in ranges
                 page = page[:room]
                 after = page[-1].connection_id if page else None
-                spilled.append((shard, after))
+                spilled.append((shard.shard, after))
             elif after is not None:
-                spilled.append((shard, after))
+                spilled.append((shard.shard, after))
             members.extend(page)
         report.add(self._deliver(group, members, delivery))
-        for shard, after in spilled:
-            report.add(self._send_ranges(self.groups.ranges(group, shard, self.page_size, after=after), delivery))
+        counted = [len(members)]
+        for shard_number, after in spilled:
+            ranges = self.groups.ranges(group, shard_number, self.page_size, after=after)
+            report.add(self._send_ranges(_counting(ranges, counted), delivery))
+        self.groups.grow(group, counted[0], len(pages))
         return self._settle(group, delivery, report)
 
     def _settle(self, group: str, delivery: Delivery, report: BroadcastReport, attempt: int = 0) -> BroadcastReport:

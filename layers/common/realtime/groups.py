@@ -2,9 +2,17 @@
 
 A membership item lives in its connection's partition (so removing a connection finds
 it) and is indexed by group in `by_group` (so a fan-out is a paginated Query, never a
-Scan). The index key is the group *and a shard* of the member (`keys.GROUP_SHARDS`), so
-the reads and writes of a group everyone is in spread over that many index partitions.
-Readers skip memberships whose `ttl` has passed: DynamoDB deletes them late.
+Scan). The index key is the group *and a shard* of the member. A group has one shard
+while it is small, so a broadcast to a document's watchers or to one user's connections
+is one Query; a broadcast that finds more members than its shards should hold
+(`keys.GROUP_SHARD_MEMBERS` each) grows them (`grow`), and the reads and writes of a
+group everyone is in spread over up to `keys.MAX_GROUP_SHARDS` index partitions.
+
+The shard count is kept in an entry of the group's shard 0 (`gsk` ``!<count>``, sorted
+first), so the first Query of a broadcast learns it, and in an item writers read (cached
+per container: a writer that has not seen the growth yet puts members in the first shards,
+which readers read too). Readers skip memberships whose `ttl` has passed: DynamoDB deletes
+them late.
 
 The reads use botocore's low-level client, not PynamoDB: reading 1,500 members costs 42 µs
 of client CPU per member this way and 65 µs through a PynamoDB model of `by_group` (1.6x;
@@ -14,9 +22,10 @@ of client CPU per member this way and 65 µs through a PynamoDB model of `by_gro
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -25,10 +34,24 @@ from realtime.connections import Connection
 from realtime.dynamo import batch_get, query_pages, to_item
 
 
+#: Shards read at once by one broadcast (their requests wait on the network).
+READ_THREADS = 32
+#: How long a writer trusts the shard count it read (a stale one is safe, see above).
+SHARDS_CACHE_SECONDS = 300.0
+SHARDS_CACHE_SIZE = 10_000
+
+
 @lru_cache(maxsize=1)
 def _readers() -> ThreadPoolExecutor:
-    """Threads for the shards' reads, made once per container (their requests wait on the network)."""
-    return ThreadPoolExecutor(max_workers=keys.GROUP_SHARDS, thread_name_prefix="group-read")
+    """Threads for the shards' reads, made once per container."""
+    return ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="group-read")
+
+
+def inline_share(page_size: int, shards: int) -> int:
+    """Members read per shard for a broadcast's inline page: the page spread over the
+    shards with a quarter more room, since members hash to shards unevenly (a group of 0.9
+    pages stays inline). At most `page_size` of those read are sent inline."""
+    return min(page_size, max(1, -(-page_size * 5 // (4 * shards))))
 
 
 @dataclass(frozen=True)
@@ -47,26 +70,83 @@ class PageRange:
     first: str
     last: str
     shard: int = 0
+    #: Index entries the range holds, as cut (not sent in the fan-out message).
+    size: int = field(default=0, compare=False)
 
     @property
     def index_key(self) -> str:
-        return f"{self.group}{keys.SEP}{self.shard}"
+        return keys.group_index_key(self.group, self.shard)
+
+
+@dataclass(frozen=True)
+class ShardPage:
+    """The first members of one shard: the live ones, and the last key read when more may follow."""
+
+    shard: int
+    members: list[Member]
+    after: str | None
 
 
 class Groups:
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.table = table
+        self.clock = clock
+        self._shards: OrderedDict[str, tuple[int, float]] = OrderedDict()  # group -> (count, when read)
 
     def add(self, connection: Connection, group: str) -> None:
+        shards = self.shard_count(group)
         self.client.put_item(
             TableName=self.table,
             Item=to_item({
                 "pk": keys.connection_pk(connection.connection_id), "sk": keys.group_sk(group),
-                "grp": keys.group_shard(group, connection.connection_id), "gsk": connection.connection_id,
+                "grp": keys.group_shard(group, connection.connection_id, shards), "gsk": connection.connection_id,
                 "uid": connection.user_id, "ttl": connection.ttl,
             }),
         )
+
+    # ---- shard counts ------------------------------------------------------------------
+
+    def shard_count(self, group: str) -> int:
+        """How many shards `group` has, as a writer needs it: read at most every
+        `SHARDS_CACHE_SECONDS` per group and container."""
+        cached = self._shards.get(group)
+        if cached is not None and self.clock() - cached[1] < SHARDS_CACHE_SECONDS:
+            return cached[0]
+        item = self.client.get_item(TableName=self.table, Key=self._shards_key(group),
+                                    ProjectionExpression="gsk").get("Item")
+        count = (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item else None) or 1
+        self._remember(group, max(count, cached[0] if cached else 1))
+        return self._shards[group][0]
+
+    def grow(self, group: str, members: int, shards: int) -> int:
+        """Give `group` the shards `members` need, if it has fewer (`shards`): called by
+        a broadcast, which has just counted them. Returns the count now in force."""
+        wanted = keys.group_shards_for(members, shards)
+        if wanted <= shards:
+            return shards
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._shards_key(group),
+                UpdateExpression="SET grp = :grp, gsk = :gsk, shards = :n",
+                ConditionExpression="attribute_not_exists(shards) OR shards < :n",
+                ExpressionAttributeValues={":grp": {"S": keys.group_index_key(group, 0)},
+                                           ":gsk": {"S": keys.shards_gsk(wanted)}, ":n": {"N": str(wanted)}},
+            )
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # another broadcast grew it as far or further
+        self._remember(group, wanted)
+        return wanted
+
+    def _remember(self, group: str, count: int) -> None:
+        self._shards[group] = (count, self.clock())
+        self._shards.move_to_end(group)
+        while len(self._shards) > SHARDS_CACHE_SIZE:
+            self._shards.popitem(last=False)
+
+    @staticmethod
+    def _shards_key(group: str) -> dict[str, Any]:
+        return {"pk": {"S": keys.group_shards_pk(group)}, "sk": {"S": "shards"}}
 
     def count(self, connection_id: str) -> int:
         """How many groups the connection is in (one Query of its own partition, keys only)."""
@@ -111,28 +191,45 @@ class Groups:
                 yield members
 
     def first_page(self, group: str, shard: int, limit: int, *,
-                   now: float | None = None) -> tuple[list[Member], int, str | None]:
-        """Up to `limit` members of one shard: the live ones, how many index items were read,
-        and the last key read when more may follow (else None)."""
+                   now: float | None = None) -> tuple[list[Member], str | None, int | None]:
+        """Up to `limit` members of one shard: the live ones, the last key read when more
+        may follow (else None), and the group's shard count if this shard holds it."""
         now = time.time() if now is None else now
         response = self.client.query(
             TableName=self.table, IndexName="by_group", KeyConditionExpression="grp = :g",
-            ExpressionAttributeValues={":g": {"S": f"{group}{keys.SEP}{shard}"}}, Limit=limit,
+            ExpressionAttributeValues={":g": {"S": keys.group_index_key(group, shard)}},
+            Limit=limit + 1 if shard == 0 else limit,  # shard 0 holds the shard count too
             # What a member is made of, and no more: half the attributes to parse (the
             # index also holds the table's keys), the largest client cost of a fan-out.
             ProjectionExpression="gsk, uid, #ttl", ExpressionAttributeNames={"#ttl": "ttl"},
         )
         items = response.get("Items", [])
+        count = keys.shards_of_gsk(items[0]["gsk"]["S"]) if shard == 0 and items else None
         members = [self._member(item) for item in items if self._live(item, now)]
         more = items[-1]["gsk"]["S"] if items and response.get("LastEvaluatedKey") else None
-        return members, len(items), more
+        return members, more, count
 
-    def first_pages(self, group: str, limit: int) -> list[tuple[list[Member], int, str | None]]:
-        """`first_page` of every shard, in shard order, read concurrently: one round trip's
-        wait instead of `GROUP_SHARDS` in a row (boto3's clients are thread-safe)."""
+    def first_pages(self, group: str, page_size: int) -> list[ShardPage]:
+        """The first members of every shard, in shard order, read concurrently: one round
+        trip's wait instead of one per shard in a row (boto3's clients are thread-safe).
+
+        The shards read are those this container last knew of; shard 0 says how many there
+        are, and any more are read then."""
         now = time.time()
-        return list(_readers().map(lambda shard: self.first_page(group, shard, limit, now=now),
-                                   range(keys.GROUP_SHARDS)))
+        known = self._shards[group][0] if group in self._shards else 1
+
+        def read(shards: range, count: int) -> tuple[list[ShardPage], int | None]:
+            share = inline_share(page_size, count)
+            found = list(_readers().map(lambda n: (n, self.first_page(group, n, share, now=now)), shards))
+            held = found[0][1][2] if found and found[0][0] == 0 else None
+            return [ShardPage(n, members, after) for n, (members, after, _) in found], held
+
+        pages, held = read(range(known), known)
+        actual = held or 1
+        if actual > known:
+            pages += read(range(known, actual), actual)[0]
+        self._remember(group, max(actual, known))
+        return pages
 
     def members(self, group: str, connection_ids: list[str], *, now: float | None = None) -> list[Member]:
         """Those of `connection_ids` still live members of `group` (BatchGetItem, consistent)."""
@@ -159,7 +256,7 @@ class Groups:
         Starts after connection id `after` (exclusive) when given: the page already sent inline.
         """
         condition = "grp = :g"
-        values: dict[str, Any] = {":g": {"S": f"{group}{keys.SEP}{shard}"}}
+        values: dict[str, Any] = {":g": {"S": keys.group_index_key(group, shard)}}
         if after is not None:
             condition += " AND gsk > :after"
             values[":after"] = {"S": after}
@@ -168,4 +265,4 @@ class Groups:
             ExpressionAttributeValues=values, ProjectionExpression="gsk", Limit=page_size,
         ):
             if page:
-                yield PageRange(group, page[0]["gsk"]["S"], page[-1]["gsk"]["S"], shard)
+                yield PageRange(group, page[0]["gsk"]["S"], page[-1]["gsk"]["S"], shard, size=len(page))

@@ -20,9 +20,17 @@ from urllib.parse import quote, unquote
 SEP = "#"
 META = "meta"
 
-#: Index partitions per group (`by_group`): a notification to every signed-in user reads
-#: its group once per document write; 16 keep that below half of 3,000 RCU/s per key.
-GROUP_SHARDS = 16
+#: A group's `by_group` shards grow with it (`Groups.grow`): one while it is small, so a
+#: broadcast to a document's watchers or to one user is one Query; once its members
+#: outnumber `GROUP_SHARD_MEMBERS` per shard, `GROUP_SHARD_GROWTH` times as many, up to
+#: `MAX_GROUP_SHARDS`. A notification to every signed-in user reads its group once per
+#: document write: 10,000 members a shard keep that under a fifth of 3,000 RCU/s per key.
+GROUP_SHARD_MEMBERS = 10_000
+GROUP_SHARD_GROWTH = 4
+MAX_GROUP_SHARDS = 256
+#: The `gsk` of a group's shard-count entry in its shard 0: sorted before every connection
+#: id (API Gateway's are base64), so the first Query of a broadcast reads it first.
+SHARDS_MARK = "!"
 #: Partitions per presence room: a room's roster is the union of its shards.
 ROOM_SHARDS = 8
 #: Items the user counter is spread over (one transaction per first or last connection).
@@ -82,17 +90,49 @@ def group_key(prefix: str, name: str) -> str | None:
     return decode(name[len(head):]) if name.startswith(head) else None
 
 
-def group_shard(group_name: str, connection_id: str) -> str:
-    """The `by_group` partition key of one membership: the group and the member's shard."""
-    return f"{group_name}{SEP}{shard(connection_id, GROUP_SHARDS)}"
+def group_shard(group_name: str, connection_id: str, shards: int = 1) -> str:
+    """The `by_group` partition key of one membership: the group and the member's shard
+    among the group's `shards`. Shard counts are powers of `GROUP_SHARD_GROWTH`, so a
+    member placed when the group had fewer shards is in one of the first of its shards
+    now: readers of all of them find it."""
+    return group_index_key(group_name, shard(connection_id, shards))
 
 
-def group_shards(group_name: str) -> list[str]:
-    return [f"{group_name}{SEP}{n}" for n in range(GROUP_SHARDS)]
+def group_index_key(group_name: str, n: int) -> str:
+    return f"{group_name}{SEP}{n}"
+
+
+def group_shards(group_name: str, shards: int) -> list[str]:
+    return [group_index_key(group_name, n) for n in range(shards)]
 
 
 def group_of_shard(key: str) -> str:
     return key.rpartition(SEP)[0]
+
+
+def group_shards_pk(group_name: str) -> str:
+    """Where a group's shard count is kept (absent: one shard)."""
+    return f"gs{SEP}{group_name}"
+
+
+def shards_gsk(count: int) -> str:
+    return f"{SHARDS_MARK}{count}"
+
+
+def shards_of_gsk(gsk: str) -> int | None:
+    """The shard count a shard-count entry's `gsk` holds; None for a membership's."""
+    if not gsk.startswith(SHARDS_MARK):
+        return None
+    digits = gsk[len(SHARDS_MARK):]
+    return int(digits) if digits.isdigit() and 1 <= int(digits) <= MAX_GROUP_SHARDS else None
+
+
+def group_shards_for(members: int, current: int = 1) -> int:
+    """The shard count a group of `members` needs, never fewer than it has (`current`)."""
+    count = max(1, current)
+    while members > count * GROUP_SHARD_MEMBERS and count < MAX_GROUP_SHARDS:
+        count = min(MAX_GROUP_SHARDS, count * GROUP_SHARD_GROWTH)
+    return count
 
 
 # ---- connections --------------------------------------------------------------------------

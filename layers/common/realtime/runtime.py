@@ -61,13 +61,13 @@ def _clients() -> dict[str, Any]:
     import boto3  # imported on first use: about 40 ms of init (bench coldstart)
     from botocore.config import Config
 
-    from realtime import keys
+    from realtime.groups import READ_THREADS
 
     config = settings()
     session = boto3.Session(region_name=config.region)
-    # A broadcast reads every shard of its group at once (`Groups.first_pages`): room for
+    # A broadcast reads the shards of its group at once (`Groups.first_pages`): room for
     # those reads and the handler's own, instead of botocore's default pool of 10.
-    pool = Config(max_pool_connections=keys.GROUP_SHARDS + 8)
+    pool = Config(max_pool_connections=READ_THREADS + 8)
     return {"session": session, "dynamodb": session.client("dynamodb", config=pool)}
 
 
