@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+T = TypeVar("T")
 
 #: API Gateway closes every connection after 2 hours.
 CONNECTION_LIFETIME_SECONDS = 2 * 60 * 60
@@ -73,15 +76,22 @@ def _https(name: str, url: str) -> None:
         raise ConfigurationError(f"{name} must be an https:// URL, got {url!r}")
 
 
-def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
-    """An integer setting, or `ConfigurationError` naming the variable."""
+def _parsed(env: Mapping[str, str], name: str, parse: Callable[[str], T], kind: str) -> T | None:
+    """The variable parsed by `parse` (None when unset), or `ConfigurationError` naming it."""
     raw = env.get(name, "").strip()
     if not raw:
-        return default
+        return None
     try:
-        value = int(raw)
+        return parse(raw)
     except ValueError as exc:
-        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from exc
+        raise ConfigurationError(f"{name} must be {kind}, got {raw!r}") from exc
+
+
+def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
+    """An integer setting, or `ConfigurationError` naming the variable."""
+    value = _parsed(env, name, int, "an integer")
+    if value is None:
+        return default
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, got {value}")
     return value
@@ -89,15 +99,11 @@ def integer(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -
 
 def rate(env: Mapping[str, str], name: str, default: float) -> float:
     """A positive, finite per-second rate (fractions allowed: 0.1 is one every 10 s)."""
-    raw = env.get(name, "").strip()
-    if not raw:
+    value = _parsed(env, name, float, "a number")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ConfigurationError(f"{name} must be a number, got {raw!r}") from exc
     if not math.isfinite(value) or value <= 0:
-        raise ConfigurationError(f"{name} must be a positive number, got {raw!r}")
+        raise ConfigurationError(f"{name} must be a positive number, got {value!r}")
     return value
 
 
