@@ -549,6 +549,13 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 3 + keys.ROOM_SHARDS, f"touch; the document (GetItem: may they read it); membership; its roster "
                                       f"({keys.ROOM_SHARDS} presence shards, Query each)", count_extra,
                 key="subscribe_document", advance=1)
+        measure("a group's shard count, as a container's first join of it in 5 minutes reads it "
+                "(`alerts`, `comments/roadmap`)",
+                lambda: [app.services.groups.shard_count(g) for g in ("alerts", "comments/roadmap")], 2,
+                "the group's shard count item (GetItem each: absent while the group has one shard)",
+                "cached per container for 5 minutes (`SHARDS_CACHE_SECONDS`), so no subscribe row here pays it; a "
+                "user's own group (`alerts/user/<uid>`) is never read: it has one shard for good",
+                key="group_shard_count", advance=1)
         measure("subscribe `alerts` (signed in)", lambda: gw.send(a, {"action": "subscribe", "stream": "alerts", "id": 1}),
                 3, "touch; membership of `alerts` and of the user's group `alerts/user/<uid>` (what `to: {user}` "
                    "reaches)", count_extra, key="subscribe_alerts", advance=1)

@@ -155,3 +155,13 @@ def test_every_member_hears_every_broadcast_once_while_the_group_grows(gateway: 
     for cid in watchers:
         counts = [f["payload"]["users"] for f in gw.frames(cid) if f["stream"] == "users"]
         assert len(counts) == len(set(counts)), counts  # no state delivered twice
+
+
+def test_a_users_own_group_is_one_shard_for_good_and_costs_no_lookup(dynamodb) -> None:
+    groups = Groups(dynamodb, "connections")
+    mine = keys.user_group("alerts", "alice")
+    assert keys.is_user_group(mine) and not keys.is_user_group(keys.group("comments", "x/user/y"))
+    calls = counting(dynamodb)
+    member(groups, 1, mine)
+    assert calls == ["PutItem"]
+    assert groups.grow(mine, 10**6, 1) == 1 and stored_count(dynamodb, mine) is None

@@ -109,7 +109,9 @@ class Groups:
 
     def shard_count(self, group: str) -> int:
         """How many shards `group` has, as a writer needs it: read at most every
-        `SHARDS_CACHE_SECONDS` per group and container."""
+        `SHARDS_CACHE_SECONDS` per group and container (a user's group: one, unread)."""
+        if keys.is_user_group(group):
+            return 1
         cached = self._shards.get(group)
         if cached is not None and self.clock() - cached[1] < SHARDS_CACHE_SECONDS:
             return cached[0]
@@ -123,7 +125,7 @@ class Groups:
         """Give `group` the shards `members` need, if it has fewer (`shards`): called by
         a broadcast, which has just counted them. Returns the count now in force."""
         wanted = keys.group_shards_for(members, shards)
-        if wanted <= shards:
+        if wanted <= shards or keys.is_user_group(group):
             return shards
         try:
             self.client.update_item(

@@ -84,6 +84,18 @@ def group(prefix: str, key: str) -> str:
     return f"{prefix}/{encode(key)}"
 
 
+def user_group(stream: str, user_id: str) -> str:
+    """The group of one user's connections subscribed to `stream`: ``<stream>/user/<uid>``."""
+    return group(f"{stream}/user", user_id)
+
+
+def is_user_group(name: str) -> bool:
+    """Whether `name` is a user's group: at most `MAX_CONNECTIONS_PER_USER` members, so one
+    shard for good (client values are encoded, so no other group has this shape)."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[1] == "user"
+
+
 def group_key(prefix: str, name: str) -> str | None:
     """The client value of a group made by `group(prefix, ...)`, else None."""
     head = prefix + "/"

@@ -51,7 +51,7 @@ class Publish:
 def user_group(stream: str, user_id: str) -> str:
     """The group of one user's connections subscribed to `stream` (joined on subscribe when
     the stream accepts events published to a user)."""
-    return keys.group(f"{stream}/user", user_id)
+    return keys.user_group(stream, user_id)
 
 
 class Stream:
