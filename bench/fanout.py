@@ -379,8 +379,8 @@ def notify_path_markdown(np: dict, met: bool) -> list[str]:
         "### The notify path end to end",
         "",
         "One document INSERT, as the notify handler receives it from the stream, delivered to every "
-        "member of `notifications`: the binding's decision, the history append, the group's 16 shard "
-        "reads, a frame per member and the posts, through the same stub. DynamoDB is moto's server in "
+        "member of `notifications`: the binding's decision, the history append, the group's read (one "
+        "shard at these sizes), a frame per member and the posts, through the same stub. DynamoDB is moto's server in "
         "another process; the time spent waiting for its answers (request sent to response parsed, "
         "overlapping waits counted once) is subtracted, since on AWS those reads take milliseconds and "
         "on moto as long as Python needs. The client's own parsing of DynamoDB's answers stays counted. "

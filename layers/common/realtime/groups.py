@@ -14,8 +14,8 @@ per container: a writer that has not seen the growth yet puts members in the fir
 which readers read too). Readers skip memberships whose `ttl` has passed: DynamoDB deletes
 them late.
 
-The reads use botocore's low-level client, not PynamoDB: reading 1,500 members costs 42 µs
-of client CPU per member this way and 65 µs through a PynamoDB model of `by_group` (1.6x;
+The reads use botocore's low-level client, not PynamoDB: reading 1,500 members costs 19.5 µs
+of client CPU per member this way and 35.7 µs through a PynamoDB model of `by_group` (1.8x;
 `python -m bench fanout`, "the notify path end to end"), and a fan-out is that read.
 """
 
