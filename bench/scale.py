@@ -321,6 +321,10 @@ def documents(d: dict[str, Any], stack: dict[str, Any] | None, quick: bool) -> t
     first_hard = m["crossings"]["partition"]
     state_100k = summary[100_000]["state_ack_per_user"]
     posts_per_user = [summary[n]["posts"] / n for n in SIZES]
+    hottest = summary[SIZES[-1]]["hottest"]
+    hottest_name = hottest.name.split(",")[0].split(" (")[0]
+    above_half = sorted((part for part in sizes[SIZES[-1]].partitions if part.load > 0.5),
+                        key=lambda part: -part.load)
     stack_md, st = stack_tables(stack) if stack else ("", {})
     ratio = st.get("ratio")
     lines = [
@@ -344,8 +348,12 @@ def documents(d: dict[str, Any], stack: dict[str, Any] | None, quick: bool) -> t
              "yes" if all(b <= a * 1.001 for a, b in zip(posts_per_user, posts_per_user[1:])) else "**no**"),
             ("no limit that cannot be raised reached below 1,000,000 users",
              f"the per-partition limit is reached at about {people(first_hard)} users "
-             f"(`notifications` group shards; half of it at about {people(m['half_partition'])})",
+             f"({hottest_name}; half of it at about {people(m['half_partition'])})",
              "yes" if first_hard is None or first_hard >= 1_000_000 else "**no**"),
+            ("no partition above half its limit at 1,000,000 users",
+             f"the busiest, {hottest_name}, at {hottest.load:.0%}; above half: " + (", ".join(
+                 f"{part.name.split(',')[0].split(' (')[0]} ({part.load:.0%})" for part in above_half) or "none"),
+             "yes" if not above_half else "**no**"),
             ("state and heartbeat traffic below 0.3 posts per user per second at 100k users",
              f"{state_100k:.3f}", "yes" if state_100k < 0.3 else "**no**"),
         ], "llr"),
@@ -494,7 +502,7 @@ def findings(m: dict[str, Any], d: dict[str, Any]) -> list[str]:
         "## What the model shows",
         "",
         "* **The limits reached**, in the order the model reaches them: " + "; ".join(firsts) + ".",
-        f"* **The hottest key is the `notifications` group**: every document write reads all of it (every signed-in "
+        f"* **The `notifications` group**: every document write reads all of it (every signed-in "
         f"user is a member), over {big.notes['group_shards']} `by_group` shards at 1M users (the shards grow with the "
         f"group), and the members beyond the first page twice "
         f"(cut into ranges, keys only, then read by their page: capacity counts whole index entries, "
