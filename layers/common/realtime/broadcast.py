@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +85,7 @@ class FanoutQueue:
         """The SQS client, made on first use (most broadcasts fit in one page)."""
         return self._client_factory()
 
-    def put(self, ranges: Iterator[PageRange], delivery: Delivery) -> int:
+    def put(self, ranges: Iterable[PageRange], delivery: Delivery) -> int:
         """Queue one message per range (SendMessageBatch, 10 at a time); return how many."""
         payload = delivery.to_message()
         return self._send_all({"v": 1, "group": page.group, "shard": page.shard, "first": page.first,
@@ -155,13 +155,6 @@ class QueuedPage:
         return cls(data["group"], delivery, recipients=tuple(recipients), attempt=attempt)
 
 
-def _counting(ranges: Iterator[PageRange], counted: list[int]) -> Iterator[PageRange]:
-    """`ranges`, adding each one's size to `counted[0]` as it is cut."""
-    for page in ranges:
-        counted[0] += page.size
-        yield page
-
-
 class Broadcaster:
     """Sends a delivery to every member of a group: first page inline, the rest queued."""
 
@@ -196,11 +189,12 @@ class Broadcaster:
                 spilled.append((shard.shard, after))
             members.extend(page)
         report.add(self._deliver(group, members, delivery))
-        counted = [len(members)]
+        counted = len(members)
         for shard_number, after in spilled:
-            ranges = self.groups.ranges(group, shard_number, self.page_size, after=after)
-            report.add(self._send_ranges(_counting(ranges, counted), delivery))
-        self.groups.grow(group, counted[0], len(pages))
+            ranges = list(self.groups.ranges(group, shard_number, self.page_size, after=after))
+            counted += sum(cut.size for cut in ranges)
+            report.add(self._send_ranges(ranges, delivery))
+        self.groups.grow(group, counted, len(pages))
         return self._settle(group, delivery, report)
 
     def _settle(self, group: str, delivery: Delivery, report: BroadcastReport, attempt: int = 0) -> BroadcastReport:
@@ -210,7 +204,7 @@ class Broadcaster:
             report.retryable = []
         return report
 
-    def _send_ranges(self, ranges: Iterator[PageRange], delivery: Delivery) -> BroadcastReport:
+    def _send_ranges(self, ranges: Iterable[PageRange], delivery: Delivery) -> BroadcastReport:
         report = BroadcastReport()
         if self.queue is not None:
             report.queued_pages = self.queue.put(ranges, delivery)

@@ -117,9 +117,10 @@ class Groups:
             return cached[0]
         item = self.client.get_item(TableName=self.table, Key=self._shards_key(group),
                                     ProjectionExpression="gsk").get("Item")
-        count = (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item else None) or 1
-        self._remember(group, max(count, cached[0] if cached else 1))
-        return self._shards[group][0]
+        stored = (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item else None) or 1
+        count = max(stored, cached[0] if cached else 1)  # an eventually consistent read may lag what we saw
+        self._remember(group, count)
+        return count
 
     def grow(self, group: str, members: int, shards: int) -> int:
         """Give `group` the shards `members` need, if it has fewer (`shards`): called by
@@ -193,9 +194,9 @@ class Groups:
                 yield members
 
     def first_page(self, group: str, shard: int, limit: int, *,
-                   now: float | None = None) -> tuple[list[Member], str | None, int | None]:
-        """Up to `limit` members of one shard: the live ones, the last key read when more
-        may follow (else None), and the group's shard count if this shard holds it."""
+                   now: float | None = None) -> tuple[ShardPage, int | None]:
+        """Up to `limit` members of one shard (the live ones, and the last key read when
+        more may follow), and the group's shard count if this shard holds it."""
         now = time.time() if now is None else now
         response = self.client.query(
             TableName=self.table, IndexName="by_group", KeyConditionExpression="grp = :g",
@@ -209,7 +210,7 @@ class Groups:
         count = keys.shards_of_gsk(items[0]["gsk"]["S"]) if shard == 0 and items else None
         members = [self._member(item) for item in items if self._live(item, now)]
         more = items[-1]["gsk"]["S"] if items and response.get("LastEvaluatedKey") else None
-        return members, more, count
+        return ShardPage(shard, members, more), count
 
     def first_pages(self, group: str, page_size: int) -> list[ShardPage]:
         """The first members of every shard, in shard order, read concurrently: one round
@@ -220,18 +221,16 @@ class Groups:
         now = time.time()
         known = self._shards[group][0] if group in self._shards else 1
 
-        def read(shards: range, count: int) -> tuple[list[ShardPage], int | None]:
+        def read(shards: range, count: int) -> list[tuple[ShardPage, int | None]]:
             share = inline_share(page_size, count)
-            found = list(_readers().map(lambda n: (n, self.first_page(group, n, share, now=now)), shards))
-            held = found[0][1][2] if found and found[0][0] == 0 else None
-            return [ShardPage(n, members, after) for n, (members, after, _) in found], held
+            return list(_readers().map(lambda n: self.first_page(group, n, share, now=now), shards))
 
-        pages, held = read(range(known), known)
-        actual = held or 1
+        found = read(range(known), known)
+        actual = found[0][1] or 1
         if actual > known:
-            pages += read(range(known, actual), actual)[0]
+            found += read(range(known, actual), actual)
         self._remember(group, max(actual, known))
-        return pages
+        return [page for page, _ in found]
 
     def members(self, group: str, connection_ids: list[str], *, now: float | None = None) -> list[Member]:
         """Those of `connection_ids` still live members of `group` (BatchGetItem, consistent)."""
