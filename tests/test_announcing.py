@@ -148,12 +148,18 @@ def test_a_change_made_while_an_announcement_runs_is_announced_too(gateway: ApiG
     assert names(rosters(gw, watcher, "roadmap")[-1])["view"] == ["alice", "bob"]
 
 
-def test_one_writer_per_pending_mark(gateway: ApiGateway, announce: Announcements) -> None:
-    """A message delivered twice (SQS is at least once) announces once."""
-    gw = gateway
+def users_watcher(gw: ApiGateway, announce: Announcements) -> str:
+    """A connection subscribed to `users`, its subscription's announcement already out."""
     watcher = gw.login("wes")
     gw.send(watcher, {"action": "subscribe", "stream": "users"})
     announce.drain()
+    return watcher
+
+
+def test_one_writer_per_pending_mark(gateway: ApiGateway, announce: Announcements) -> None:
+    """A message delivered twice (SQS is at least once) announces once."""
+    gw = gateway
+    watcher = users_watcher(gw, announce)
     gw.login("amy")
     (message,) = announce.messages(wait=3)
     engine = runtime.app(gw.stub.endpoint)
@@ -164,9 +170,7 @@ def test_one_writer_per_pending_mark(gateway: ApiGateway, announce: Announcement
 
 def test_marks_within_an_interval_send_one_message(gateway: ApiGateway, announce: Announcements) -> None:
     gw = gateway
-    watcher = gw.login("wes")
-    gw.send(watcher, {"action": "subscribe", "stream": "users"})
-    announce.drain()
+    watcher = users_watcher(gw, announce)
     for user in ("amy", "ben", "cat", "dan"):
         gw.login(user)
     bodies = [json.loads(m["Body"]) for m in announce.messages(wait=3)]
@@ -192,9 +196,7 @@ def test_the_interval_grows_past_the_budget(gateway: ApiGateway, announce: Annou
 
 def test_a_lost_message_is_announced_by_the_sweep(gateway: ApiGateway, announce: Announcements) -> None:
     gw = gateway
-    watcher = gw.login("wes")
-    gw.send(watcher, {"action": "subscribe", "stream": "users"})
-    announce.drain()
+    watcher = users_watcher(gw, announce)
     gw.login("amy")
     announce.sqs.purge_queue(QueueUrl=announce.url)  # the mark's message is lost
     engine = runtime.app(gw.stub.endpoint)
