@@ -546,14 +546,14 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 key="subscribe_notifications", advance=1)
         measure("subscribe `document`", lambda: gw.send(a, {"action": "subscribe", "stream": "document",
                                                              "document": "roadmap", "id": 1}),
-                3 + keys.ROOM_SHARDS, f"touch; the document (GetItem: may they read it); membership; its roster "
-                                      f"({keys.ROOM_SHARDS} presence shards, Query each)", count_extra,
+                4, "touch; the document (GetItem: may they read it); membership; its roster (a Query per presence "
+                   "shard: one while the room is small)", count_extra,
                 key="subscribe_document", advance=1)
         measure("a group's shard count, as a container's first join of it in 5 minutes reads it "
                 "(`alerts`, `comments/roadmap`)",
                 lambda: [app.services.groups.shard_count(g) for g in ("alerts", "comments/roadmap")], 2,
                 "the group's shard count item (GetItem each: absent while the group has one shard)",
-                "cached per container for 5 minutes (`SHARDS_CACHE_SECONDS`), so no subscribe row here pays it; a "
+                "cached per container for 5 minutes (`shard_counts.TTL_SECONDS`), so no subscribe row here pays it; a "
                 "user's own group (`alerts/user/<uid>`) is never read: it has one shard for good",
                 key="group_shard_count", advance=1)
         measure("subscribe `alerts` (signed in)", lambda: gw.send(a, {"action": "subscribe", "stream": "alerts", "id": 1}),
@@ -624,8 +624,8 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 "the `by_deadline` entry where one would do", key="enter")
         room_marks = 2 + 3  # the list's mark and the expiry follow-up, each GetItem + UpdateItem (+ a SendMessage)
         measure("announcement of a room (`$presence`): its roster changed; 1 subscriber of its roster",
-                lambda: announce_due("$presence"), 4 + keys.ROOM_SHARDS + room_marks,
-                f"claim (UpdateItem); the room ({keys.ROOM_SHARDS} presence shards, Query each); its summary "
+                lambda: announce_due("$presence"), 5 + room_marks,
+                "claim (UpdateItem); the room (a Query per presence shard: one while it is small); its summary "
                 "(UpdateItem); `document`: the document (GetItem) and its group (Query); mark the list (GetItem, "
                 "UpdateItem, SendMessage); the mark's audience (UpdateItem); mark the room again for when its first "
                 "presence expires (GetItem, UpdateItem, SendMessage)", key="announce_room",

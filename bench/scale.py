@@ -372,7 +372,7 @@ def documents(d: dict[str, Any], stack: dict[str, Any] | None, quick: bool) -> t
         f"most crowded room holds {big.notes['top_share']:.1%} of everyone present ({big.notes['top_present']:,.0f} "
         "people at 1M users). **A crowded room** costs no more posts (nobody in the workload subscribes to its "
         "`document` roster, and a roster frame is bounded to `ROSTER_LIMIT` names per phase plus the counts); its "
-        f"presence is spread over {p['room_shards']} shards, which take its writes (each enter, leave and heartbeat "
+        f"presence is spread over shards that grow with it ({big.notes['top_room_shards']} at 1M users), which take its writes (each enter, leave and heartbeat "
         "there), and its announcement reads all of them once per interval: the model counts both, and the busiest "
         "room's shards are a row of the partition table.",
         f"* **Documents**: one write per second ({w.write_every_s:g} s apart), uniform over the documents, changing "
@@ -399,8 +399,8 @@ def documents(d: dict[str, Any], stack: dict[str, Any] | None, quick: bool) -> t
         "(`Coalescer.mark`); a container remembers a pending mark (`_seen`) and then costs nothing;",
         f"* group index keys over shards that grow with the group (`keys.group_shards_for`: one up to "
         f"{p['group_shard_members']:,} members, then {p['group_shard_growth']}x at a time up to "
-        f"{p['max_group_shards']}; `Groups.grow`), presence over {p['room_shards']} "
-        f"per room (`keys.presence_pk`), the counter over {p['counter_shards']} (`keys.counter_shard`), "
+        f"{p['max_group_shards']}; `Groups.grow`), presence over shards that grow with the room the same way (one up to "
+        f"{p['room_shard_members']:,} present, up to {p['max_room_shards']}; `keys.room_shards_for`), the counter over {p['counter_shards']} (`keys.counter_shard`), "
         f"`by_deadline` over {p['sweep_shards']} (`keys.sweep_shard`), the list and the summaries over "
         f"{p['state_shards']} each (`keys.state_pk`, `keys.summary_pk`);",
         "* the history log: one PutItem per message per group (`History.append`, from `Notifier.handle_record`);",
@@ -515,8 +515,8 @@ def findings(m: dict[str, Any], d: dict[str, Any]) -> list[str]:
         f"partitions, strongly consistent, and with {Workload().documents:,} documents each holds "
         f"{Workload().documents / p['state_shards']:,.0f} entries: {entries.load:.0%} of a partition at 1M users "
         f"(555 subscribes/s). It grows with documents × sessions.",
-        f"* **The most crowded room** ({big.notes['top_present']:,.0f} people at 1M users): its {p['room_shards']} "
-        f"presence shards take {room.wru:,.0f} WRU/s each (enters, leaves, heartbeats) and its announcement reads "
+        f"* **The most crowded room** ({big.notes['top_present']:,.0f} people at 1M users): its "
+        f"{big.notes['top_room_shards']} presence shards take {room.wru:,.0f} WRU/s each (enters, leaves, heartbeats) and its announcement reads "
         f"them whole: {room.load:.0%} of a partition.",
         f"* **State goes stale as the audience grows, by design**: the interval is members / GroupPostBudget, so the "
         f"counter is announced every {sizes[100_000].notes['counter_interval']:,.0f} s at 100k users and "

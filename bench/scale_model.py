@@ -64,8 +64,8 @@ def design() -> dict[str, float]:
         "page": int(p["FanoutPageSize"]), "fanout_concurrency": int(p["FanoutMaxConcurrency"]),
         "announce_concurrency": int(p["AnnounceMaxConcurrency"]), "stage_rate": int(p["ThrottlingRateLimit"]),
         "presence_ttl": int(p["PresenceTtlSeconds"]),
-        "group_shard_members": keys.GROUP_SHARD_MEMBERS, "group_shard_growth": keys.GROUP_SHARD_GROWTH,
-        "max_group_shards": keys.MAX_GROUP_SHARDS, "room_shards": keys.ROOM_SHARDS, "counter_shards": keys.COUNTER_SHARDS,
+        "group_shard_members": keys.GROUP_SHARD_MEMBERS, "group_shard_growth": keys.SHARD_GROWTH,
+        "max_group_shards": keys.MAX_GROUP_SHARDS, "room_shard_members": keys.ROOM_SHARD_MEMBERS, "max_room_shards": keys.MAX_ROOM_SHARDS, "counter_shards": keys.COUNTER_SHARDS,
         "sweep_shards": keys.SWEEP_SHARDS, "state_shards": keys.STATE_SHARDS,
     }
 
@@ -361,7 +361,8 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
     room_work = Work()
     for k, per_s in zip(present, room_announcements):
         if per_s > 0:
-            reads = read_units(k / keys.ROOM_SHARDS * m.size("p#", 150), True) * keys.ROOM_SHARDS - keys.ROOM_SHARDS
+            rs = keys.room_shards_for(round(k))  # the room's shards grow with it; measured at one
+            reads = read_units(k / rs * m.size("p#", 150), True) * rs - 1
             room_work = room_work + (m.work("announce_room") + Work(rru=reads)).times(per_s)
     if rooms:
         room = room_work.times(1 / rooms)
@@ -404,12 +405,14 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
                   (sessions + lists) * summaries / keys.STATE_SHARDS, rooms / keys.STATE_SHARDS),
     ]
     top = present[0]
-    top_reads = read_units(top / keys.ROOM_SHARDS * m.size("p#", 150), True)
+    top_shards = keys.room_shards_for(round(top))
+    out.notes.update(top_room_shards=top_shards)
+    top_reads = read_units(top / top_shards * m.size("p#", 150), True)
     top_writes = (room_marks[0] / 2 * 1 + room_marks[0] / 2 * 2 + top / (2 * w.presence_s) * 2 * beats_per_period)
     out.partitions += [
         Partition(f"the most crowded room ({shares[0]:.1%} of the presence: {top:,.0f} people), one of "
-                  f"{keys.ROOM_SHARDS} presence shards", room_announcements[0] * top_reads,
-                  top_writes / keys.ROOM_SHARDS),
+                  f"its {top_shards} presence shards", room_announcements[0] * top_reads,
+                  top_writes / top_shards),
         Partition("that room's mark (`a#$presence#<room>`: a GetItem per enter or leave, no memo counted)",
                   room_marks[0] * 0.5, room_announcements[0] * 2),
         Partition("the counter's mark (`a#users#`)", 2 * sessions * 0.5, counters * 2),

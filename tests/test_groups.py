@@ -2,7 +2,7 @@
 
 A group starts on one `by_group` shard. A broadcast that counts more members than its
 shards should hold (`keys.GROUP_SHARD_MEMBERS` each, lowered here so a handful of
-connections reach it) gives it `keys.GROUP_SHARD_GROWTH` times as many; members joined
+connections reach it) gives it `keys.SHARD_GROWTH` times as many; members joined
 before stay where they were, which the readers still read. However many shards a reader
 or writer knew of, every member hears every broadcast exactly once.
 """
@@ -63,8 +63,8 @@ def test_shard_counts_grow_by_the_growth_factor_never_shrink_and_stop_at_the_cap
     per = keys.GROUP_SHARD_MEMBERS
     assert keys.group_shards_for(0) == 1
     assert keys.group_shards_for(per) == 1
-    assert keys.group_shards_for(per + 1) == keys.GROUP_SHARD_GROWTH
-    assert keys.group_shards_for(per * keys.GROUP_SHARD_GROWTH + 1) == keys.GROUP_SHARD_GROWTH ** 2
+    assert keys.group_shards_for(per + 1) == keys.SHARD_GROWTH
+    assert keys.group_shards_for(per * keys.SHARD_GROWTH + 1) == keys.SHARD_GROWTH ** 2
     assert keys.group_shards_for(10, current=16) == 16  # never fewer than it has
     assert keys.group_shards_for(10**12) == keys.MAX_GROUP_SHARDS
 
@@ -94,11 +94,11 @@ def placed(dynamodb: Any, group: str = GROUP) -> dict[str, str]:
 def test_a_broadcast_that_counts_too_many_members_grows_the_shards(dynamodb, small_shards: int) -> None:
     groups = Groups(dynamodb, "connections")
     early = [member(groups, n) for n in range(5)]
-    assert groups.grow(GROUP, 5, 1) == keys.GROUP_SHARD_GROWTH
-    assert stored_count(dynamodb) == keys.GROUP_SHARD_GROWTH
+    assert groups.grow(GROUP, 5, 1) == keys.SHARD_GROWTH
+    assert stored_count(dynamodb) == keys.SHARD_GROWTH
     late = [member(groups, n) for n in range(5, 40)]
     where = placed(dynamodb)
-    assert len({where[cid] for cid in late}) == keys.GROUP_SHARD_GROWTH  # the new members spread
+    assert len({where[cid] for cid in late}) == keys.SHARD_GROWTH  # the new members spread
     assert {where[cid] for cid in early} == {keys.group_index_key(GROUP, 0)}  # the old stay
     assert sorted(read_all(groups)) == sorted(early + late)  # each once
 
@@ -106,7 +106,7 @@ def test_a_broadcast_that_counts_too_many_members_grows_the_shards(dynamodb, sma
 def test_growth_is_kept_once_and_never_undone(dynamodb, small_shards: int) -> None:
     one, other = Groups(dynamodb, "connections"), Groups(dynamodb, "connections")
     assert one.grow(GROUP, 100, 1) == 64
-    assert other.grow(GROUP, 5, 1) == keys.GROUP_SHARD_GROWTH  # a racing broadcast that saw fewer
+    assert other.grow(GROUP, 5, 1) == keys.SHARD_GROWTH  # a racing broadcast that saw fewer
     assert stored_count(dynamodb) == 64
     calls = counting(dynamodb)
     assert one.grow(GROUP, 100, 64) == 64 and calls == []  # nothing to do costs nothing
@@ -119,10 +119,10 @@ def test_a_reader_that_has_not_seen_the_growth_learns_it_from_shard_zero(dynamod
     fresh = Groups(dynamodb, "connections")
     calls = counting(dynamodb)
     assert sorted(read_all(fresh)) == sorted(cids)
-    assert calls.count("Query") == keys.GROUP_SHARD_GROWTH  # shard 0, then the three it named
+    assert calls.count("Query") == keys.SHARD_GROWTH  # shard 0, then the three it named
     calls.clear()
     read_all(fresh)
-    assert calls.count("Query") == keys.GROUP_SHARD_GROWTH  # now all four at once
+    assert calls.count("Query") == keys.SHARD_GROWTH  # now all four at once
 
 
 def test_a_writer_that_has_not_seen_the_growth_still_reaches_every_reader(dynamodb, small_shards: int) -> None:
@@ -134,7 +134,7 @@ def test_a_writer_that_has_not_seen_the_growth_still_reaches_every_reader(dynamo
     where = placed(dynamodb)
     assert {where[cid] for cid in [first] + later} == {keys.group_index_key(GROUP, 0)}
     assert sorted(read_all(Groups(dynamodb, "connections"))) == sorted([first] + later)
-    now[0] += 301  # past SHARDS_CACHE_SECONDS it reads the count again, and spreads
+    now[0] += 301  # past shard_counts.TTL_SECONDS it reads the count again, and spreads
     spread = [member(stale, n) for n in range(10, 40)]
     where = placed(dynamodb)
     assert len({where[cid] for cid in spread}) > 1

@@ -31,7 +31,7 @@ def test_gone_removed_throttled_retried_others_delivered(gateway: ApiGateway) ->
     assert gw.last(throttled, "users") == {"users": 3}
     assert gw.stub.count(throttled) >= 3  # two 429s, then delivered
     assert partition(gw, f"c#{gone}") == []  # the gone connection and its memberships
-    assert all(partition(gw, pk) == [] for pk in keys.presence_pks("roadmap"))  # and its presence
+    assert all(partition(gw, pk) == [] for pk in keys.presence_pks("roadmap", keys.MAX_ROOM_SHARDS))  # and its presence
     users = {name: partition(gw, keys.user_pk(name)) for name in ("gina", "fred", "theo", "zed")}
     assert users["gina"] == [] and all(users[name] for name in ("fred", "theo", "zed"))
 

@@ -94,6 +94,10 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
         elif pk.startswith("p" + keys.SEP):
             head, _, shard = pk.rpartition(keys.SEP)
             encoded = head[2:]
+            if sk == keys.ROOM_SHARDS_SK:
+                if shard != "0" or values.get("shards") not in _ROOM_SHARD_COUNTS or set(values) != {"pk", "sk", "shards"}:
+                    bad("not a room's shard count")
+                continue
             state, sep, conn = sk.partition(keys.SEP)
             if not sep or keys.SEP in conn:
                 bad("presence sort key is not <phase>#<conn>")
@@ -101,7 +105,8 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
             for problem in (_encoded_slug_problem(encoded),
                             None if state in phases else f"unknown phase {state!r}",
                             None if CONNECTION_ID.match(conn) else f"bad connection id {conn!r}",
-                            None if pk == keys.presence_pk(keys.decode(encoded), conn) else "presence on the wrong shard",
+                            None if pk in {keys.presence_pk(keys.decode(encoded), conn, count)
+                                           for count in _ROOM_SHARD_COUNTS} else "presence on the wrong shard",
                             None if values.get("conn") == conn else "conn attribute differs from the key",
                             None if values.get("room") == keys.decode(encoded) else "room attribute differs from the key",
                             None if values.get("state") == state else "state attribute differs from the key",
@@ -162,9 +167,8 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
     return problems
 
 
-#: Every shard count a group can have: 1, then `GROUP_SHARD_GROWTH` times as many.
-_SHARD_COUNTS = [keys.GROUP_SHARD_GROWTH ** n for n in range(10)
-                 if keys.GROUP_SHARD_GROWTH ** n <= keys.MAX_GROUP_SHARDS]
+_SHARD_COUNTS = keys.shard_counts(keys.MAX_GROUP_SHARDS)
+_ROOM_SHARD_COUNTS = keys.shard_counts(keys.MAX_ROOM_SHARDS)
 
 
 def _placements(group: str, conn: str) -> set[str]:

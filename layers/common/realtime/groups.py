@@ -22,7 +22,6 @@ of client CPU per member this way and 35.7 µs through a PynamoDB model of `by_g
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -32,13 +31,11 @@ from typing import Any
 from realtime import keys
 from realtime.connections import Connection
 from realtime.dynamo import batch_get, query_pages, to_item
+from realtime.shard_counts import ShardCounts
 
 
 #: Shards read at once by one broadcast (their requests wait on the network).
 READ_THREADS = 32
-#: How long a writer trusts the shard count it read (a stale one is safe, see above).
-SHARDS_CACHE_SECONDS = 300.0
-SHARDS_CACHE_SIZE = 10_000
 
 
 @lru_cache(maxsize=1)
@@ -91,8 +88,7 @@ class Groups:
     def __init__(self, client: Any, table: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.client = client
         self.table = table
-        self.clock = clock
-        self._shards: OrderedDict[str, tuple[int, float]] = OrderedDict()  # group -> (count, when read)
+        self.counts = ShardCounts(clock)
 
     def add(self, connection: Connection, group: str) -> None:
         shards = self.shard_count(group)
@@ -108,19 +104,17 @@ class Groups:
     # ---- shard counts ------------------------------------------------------------------
 
     def shard_count(self, group: str) -> int:
-        """How many shards `group` has, as a writer needs it: read at most every
-        `SHARDS_CACHE_SECONDS` per group and container (a user's group: one, unread)."""
+        """How many shards `group` has, as a writer needs it: read at most once per
+        `shard_counts.TTL_SECONDS` per group and container (a user's group: one, unread)."""
         if keys.is_user_group(group):
             return 1
-        cached = self._shards.get(group)
-        if cached is not None and self.clock() - cached[1] < SHARDS_CACHE_SECONDS:
-            return cached[0]
+        fresh = self.counts.fresh(group)
+        if fresh is not None:
+            return fresh
         item = self.client.get_item(TableName=self.table, Key=self._shards_key(group),
                                     ProjectionExpression="gsk").get("Item")
-        stored = (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item else None) or 1
-        count = max(stored, cached[0] if cached else 1)  # an eventually consistent read may lag what we saw
-        self._remember(group, count)
-        return count
+        return self.counts.remember(group, (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item
+                                            else None) or 1)
 
     def grow(self, group: str, members: int, shards: int) -> int:
         """Give `group` the shards `members` need, if it has fewer (`shards`): called by
@@ -138,14 +132,7 @@ class Groups:
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             pass  # another broadcast grew it as far or further
-        self._remember(group, wanted)
-        return wanted
-
-    def _remember(self, group: str, count: int) -> None:
-        self._shards[group] = (count, self.clock())
-        self._shards.move_to_end(group)
-        while len(self._shards) > SHARDS_CACHE_SIZE:
-            self._shards.popitem(last=False)
+        return self.counts.remember(group, wanted)
 
     @staticmethod
     def _shards_key(group: str) -> dict[str, Any]:
@@ -219,7 +206,7 @@ class Groups:
         The shards read are those this container last knew of; shard 0 says how many there
         are, and any more are read then."""
         now = time.time()
-        known = self._shards[group][0] if group in self._shards else 1
+        known = self.counts.known(group)
 
         def read(shards: range, count: int) -> list[tuple[ShardPage, int | None]]:
             share = inline_share(page_size, count)
@@ -229,7 +216,7 @@ class Groups:
         actual = found[0][1] or 1
         if actual > known:
             found += read(range(known, actual), actual)
-        self._remember(group, max(actual, known))
+        self.counts.remember(group, actual)
         return [page for page, _ in found]
 
     def members(self, group: str, connection_ids: list[str], *, now: float | None = None) -> list[Member]:

@@ -20,19 +20,24 @@ from urllib.parse import quote, unquote
 SEP = "#"
 META = "meta"
 
-#: A group's `by_group` shards grow with it (`Groups.grow`): one while it is small, so a
-#: broadcast to a document's watchers or to one user is one Query; once its members
-#: outnumber `GROUP_SHARD_MEMBERS` per shard, `GROUP_SHARD_GROWTH` times as many, up to
-#: `MAX_GROUP_SHARDS`. A notification to every signed-in user reads its group once per
-#: document write: 10,000 members a shard keep that under a fifth of 3,000 RCU/s per key.
+#: Groups and rooms start on one shard and grow (`shards_for`): `SHARD_GROWTH` times as
+#: many each time they outnumber their items per shard. Counts are powers of it, so an
+#: item placed under a smaller count is in one of the first shards under a larger one.
+SHARD_GROWTH = 4
+#: A group's `by_group` shards (`Groups.grow`): one while it is small, so a broadcast to a
+#: document's watchers or to one user is one Query. A notification to every signed-in
+#: user reads its group once per document write: 10,000 members a shard keep that under
+#: a fifth of 3,000 RCU/s per key.
 GROUP_SHARD_MEMBERS = 10_000
-GROUP_SHARD_GROWTH = 4
 MAX_GROUP_SHARDS = 256
+#: A room's presence shards (`Presence.room`): each present connection writes its shard
+#: every heartbeat (25 s), about 0.06 WRU/s with its enters and leaves, so 2,000 a shard
+#: keep a crowded room's partitions near a tenth of 1,000 WRU/s.
+ROOM_SHARD_MEMBERS = 2_000
+MAX_ROOM_SHARDS = 64
 #: The `gsk` of a group's shard-count entry in its shard 0: sorted before every connection
 #: id (API Gateway's are base64), so the first Query of a broadcast reads it first.
 SHARDS_MARK = "!"
-#: Partitions per presence room: a room's roster is the union of its shards.
-ROOM_SHARDS = 8
 #: Items the user counter is spread over (one transaction per first or last connection).
 COUNTER_SHARDS = 16
 #: `by_deadline` index partitions: every connection's liveness deadline is rewritten there.
@@ -104,7 +109,7 @@ def group_key(prefix: str, name: str) -> str | None:
 
 def group_shard(group_name: str, connection_id: str, shards: int = 1) -> str:
     """The `by_group` partition key of one membership: the group and the member's shard
-    among the group's `shards`. Shard counts are powers of `GROUP_SHARD_GROWTH`, so a
+    among the group's `shards`. Shard counts are powers of `SHARD_GROWTH`, so a
     member placed when the group had fewer shards is in one of the first of its shards
     now: readers of all of them find it."""
     return group_index_key(group_name, shard(connection_id, shards))
@@ -139,12 +144,30 @@ def shards_of_gsk(gsk: str) -> int | None:
     return int(digits) if digits.isdigit() and 1 <= int(digits) <= MAX_GROUP_SHARDS else None
 
 
+def shards_for(items: int, current: int, per_shard: int, maximum: int) -> int:
+    """The shard count `items` need at `per_shard` each, never fewer than `current`."""
+    count = max(1, current)
+    while items > count * per_shard and count < maximum:
+        count = min(maximum, count * SHARD_GROWTH)
+    return count
+
+
+def shard_counts(maximum: int) -> list[int]:
+    """Every count a sharded key can have had: 1, 4, 16, ... up to `maximum`."""
+    counts = [1]
+    while counts[-1] < maximum:
+        counts.append(min(maximum, counts[-1] * SHARD_GROWTH))
+    return counts
+
+
 def group_shards_for(members: int, current: int = 1) -> int:
     """The shard count a group of `members` needs, never fewer than it has (`current`)."""
-    count = max(1, current)
-    while members > count * GROUP_SHARD_MEMBERS and count < MAX_GROUP_SHARDS:
-        count = min(MAX_GROUP_SHARDS, count * GROUP_SHARD_GROWTH)
-    return count
+    return shards_for(members, current, GROUP_SHARD_MEMBERS, MAX_GROUP_SHARDS)
+
+
+def room_shards_for(present: int, current: int = 1) -> int:
+    """The presence shards a room with `present` connections needs, never fewer than it has."""
+    return shards_for(present, current, ROOM_SHARD_MEMBERS, MAX_ROOM_SHARDS)
 
 
 # ---- connections --------------------------------------------------------------------------
@@ -172,12 +195,21 @@ def presence_token(room: str, state: str) -> str:
     return f"{encode(room)}{SEP}{state}"
 
 
-def presence_pk(room: str, connection_id: str) -> str:
-    return f"p{SEP}{encode(room)}{SEP}{shard(connection_id, ROOM_SHARDS)}"
+def presence_pk(room: str, connection_id: str, shards: int = 1) -> str:
+    """The partition of one presence: the room and the connection's shard among `shards`."""
+    return presence_shard_pk(room, shard(connection_id, shards))
 
 
-def presence_pks(room: str) -> list[str]:
-    return [f"p{SEP}{encode(room)}{SEP}{n}" for n in range(ROOM_SHARDS)]
+def presence_shard_pk(room: str, n: int) -> str:
+    return f"p{SEP}{encode(room)}{SEP}{n}"
+
+
+def presence_pks(room: str, shards: int = 1) -> list[str]:
+    return [presence_shard_pk(room, n) for n in range(shards)]
+
+
+#: The sort key of a room's shard count, in its shard 0 (states are names: it sorts first).
+ROOM_SHARDS_SK = "!shards"
 
 
 def presence_sk(state: str, connection_id: str) -> str:

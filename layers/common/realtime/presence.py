@@ -2,10 +2,15 @@
 
 A generic capability: the application names the rooms (the reference app's rooms are
 documents, its states the phases view, edit and review) and decides who may enter.
-A room's presence items are spread over `keys.ROOM_SHARDS` partitions by connection, so
-a crowded room has no hot key; its roster is the union of those partitions, read with
-strongly consistent Queries. An item expires `PRESENCE_TTL_SECONDS` after its
-connection's last frame; readers ignore expired items (and DynamoDB's TTL deletes them).
+A room's presence items are spread over shards by connection, so a crowded room has no
+hot key; its roster is the union of those partitions, read with strongly consistent
+Queries. A room starts on one shard (one Query for its roster); a reader that counts more
+than `keys.ROOM_SHARD_MEMBERS` present per shard grows them (`keys.room_shards_for`) and
+keeps the count in the room's shard 0, where readers find it and writers read it (cached,
+`realtime.shard_counts`). After a growth each presence moves to its new shard on its next
+heartbeat; the copy left behind expires with it and counts once (rosters are by user).
+An item expires `PRESENCE_TTL_SECONDS` after its connection's last frame; readers ignore
+expired items (and DynamoDB's TTL deletes them).
 
 Each room also has a *summary* (how many are in each state and the first few names),
 kept by the room's coalesced announcement (`realtime.announcing`): what a list of every
@@ -24,6 +29,7 @@ from typing import Any
 from realtime import keys
 from realtime.connections import Connection
 from realtime.dynamo import batch_delete, query_pages
+from realtime.shard_counts import ShardCounts
 
 #: state -> the users there, each `{"user": <id>, "name": <display name>}`, sorted by name.
 Roster = dict[str, list[dict[str, str]]]
@@ -79,6 +85,7 @@ class Presence:
         self.ttl_seconds = ttl_seconds
         self.states = states
         self.summary_names = summary_names
+        self.counts = ShardCounts()
 
     def put(self, connection: Connection, held: Held, now: float) -> bool:
         """Create or refresh a presence item; True if it was absent or expired (the roster changed)."""
@@ -111,15 +118,17 @@ class Presence:
         return changed
 
     def delete(self, connection_id: str, held: Held, now: float) -> bool:
-        """Delete one presence; True if it was live (the roster changed)."""
-        response = self.client.delete_item(
-            TableName=self.table, Key=self._key(held, connection_id), ReturnValues="ALL_OLD",
-        )
-        old = response.get("Attributes", {}).get("expires")
-        return old is not None and int(old["N"]) > now
+        """Delete one presence, wherever the room's growth left it; True if it was live
+        (the roster changed)."""
+        live = False
+        for key in self._keys(held, connection_id):
+            response = self.client.delete_item(TableName=self.table, Key=key, ReturnValues="ALL_OLD")
+            old = response.get("Attributes", {}).get("expires")
+            live = live or (old is not None and int(old["N"]) > now)
+        return live
 
     def keys(self, connection_id: str, held: Iterable[Held]) -> list[dict[str, Any]]:
-        return [self._key(h, connection_id) for h in held]
+        return [key for h in held for key in self._keys(h, connection_id)]
 
     def remove(self, connection_id: str, held: Iterable[Held]) -> None:
         batch_delete(self.client, self.table, self.keys(connection_id, held))
@@ -127,22 +136,34 @@ class Presence:
     # ---- reading a room ------------------------------------------------------------------
 
     def room(self, room: str, now: float) -> RoomState:
-        """The live roster of one room: every state, each a sorted list of distinct users."""
+        """The live roster of one room: every state, each a sorted list of distinct users.
+
+        Reads the shards this container knows of; shard 0 says how many there are, and any
+        more are read then. Grows them if they hold too many."""
         seen: dict[str, dict[str, str]] = defaultdict(dict)
         next_expiry: float | None = None
-        for pk in keys.presence_pks(room):
+        known = self.counts.known(room)
+        stored, present, n = 1, 0, 0
+        while n < max(known, stored):
             for page in query_pages(
                 self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
-                FilterExpression="expires > :now",
-                ExpressionAttributeValues={":pk": {"S": pk}, ":now": {"N": str(int(now))}},
+                FilterExpression="expires > :now OR attribute_exists(shards)",
+                ExpressionAttributeValues={":pk": {"S": keys.presence_shard_pk(room, n)},
+                                           ":now": {"N": str(int(now))}},
                 ConsistentRead=True,
             ):
                 for item in page:
+                    if item["sk"]["S"] == keys.ROOM_SHARDS_SK:
+                        stored = int(item["shards"]["N"])
+                        continue
+                    present += 1
                     state = item["state"]["S"]
                     if state in self.states:
                         seen[state][item["uid"]["S"]] = item.get("name", {}).get("S", "")
                     expires = float(item["expires"]["N"])
                     next_expiry = expires if next_expiry is None else min(next_expiry, expires)
+            n += 1
+        self._grow(room, present, self.counts.remember(room, stored))
         roster = {state: [{"user": uid, "name": name}
                           for uid, name in sorted(seen.get(state, {}).items(), key=lambda kv: (kv[1], kv[0]))]
                   for state in self.states}
@@ -188,7 +209,50 @@ class Presence:
                                           float(item["updated"]["N"]))
         return found
 
+    # ---- shards ----------------------------------------------------------------------------
+
+    def shard_count(self, room: str) -> int:
+        """How many shards `room` has, as a writer needs it (read at most once per
+        `shard_counts.TTL_SECONDS` per room and container)."""
+        fresh = self.counts.fresh(room)
+        if fresh is not None:
+            return fresh
+        item = self.client.get_item(TableName=self.table, Key=self._count_key(room),
+                                    ProjectionExpression="shards").get("Item")
+        return self.counts.remember(room, int(item["shards"]["N"]) if item else 1)
+
+    def _grow(self, room: str, present: int, shards: int) -> None:
+        wanted = keys.room_shards_for(present, shards)
+        if wanted <= shards:
+            return
+        try:
+            self.client.update_item(
+                TableName=self.table, Key=self._count_key(room), UpdateExpression="SET shards = :n",
+                ConditionExpression="attribute_not_exists(shards) OR shards < :n",
+                ExpressionAttributeValues={":n": {"N": str(wanted)}})
+        except self.client.exceptions.ConditionalCheckFailedException:
+            pass  # another reader grew it as far or further
+        self.counts.remember(room, wanted)
+
+    def _key(self, held: Held, connection_id: str) -> dict[str, Any]:
+        """Where the connection's presence goes now."""
+        return self._presence_key(held, connection_id, self.shard_count(held.room))
+
+    def _keys(self, held: Held, connection_id: str) -> list[dict[str, Any]]:
+        """Where the connection's presence may be: its shard now first, then those it had
+        under each smaller count (until its next heartbeat after a growth)."""
+        found: list[dict[str, Any]] = []
+        for count in reversed(keys.shard_counts(self.shard_count(held.room))):
+            key = self._presence_key(held, connection_id, count)
+            if key not in found:
+                found.append(key)
+        return found
+
     @staticmethod
-    def _key(held: Held, connection_id: str) -> dict[str, Any]:
-        return {"pk": {"S": keys.presence_pk(held.room, connection_id)},
+    def _presence_key(held: Held, connection_id: str, shards: int) -> dict[str, Any]:
+        return {"pk": {"S": keys.presence_pk(held.room, connection_id, shards)},
                 "sk": {"S": keys.presence_sk(held.state, connection_id)}}
+
+    @staticmethod
+    def _count_key(room: str) -> dict[str, Any]:
+        return {"pk": {"S": keys.presence_shard_pk(room, 0)}, "sk": {"S": keys.ROOM_SHARDS_SK}}
