@@ -50,6 +50,24 @@ def calls(client: Any) -> list[str]:
     return made
 
 
+def crowd(dynamodb: Any) -> tuple[Presence, list[Connection], float]:
+    """Forty people in the room, read once: at 2 a shard, it has grown."""
+    room = presence(dynamodb)
+    now = time.time()
+    people = [person(n) for n in range(40)]
+    for one in people:
+        room.put(one, VIEW, now)
+    room.room(ROOM, now)
+    return room, people, now
+
+
+def moving(dynamodb: Any, people: list[Connection]) -> list[Connection]:
+    """Those whose presence belongs in another shard since the growth."""
+    shards = stored_count(dynamodb) or 1
+    return [one for one in people
+            if keys.presence_pk(ROOM, one.connection_id, shards) != keys.presence_pk(ROOM, one.connection_id)]
+
+
 @pytest.fixture
 def crowded(monkeypatch: pytest.MonkeyPatch) -> int:
     monkeypatch.setattr(keys, "ROOM_SHARD_MEMBERS", 2)
@@ -91,14 +109,8 @@ def test_a_crowded_room_grows_and_new_presences_spread(dynamodb, crowded: int) -
 
 
 def test_after_a_growth_a_heartbeat_moves_a_presence_and_it_counts_once(dynamodb, crowded: int) -> None:
-    room = presence(dynamodb)
-    now = time.time()
-    people = [person(n) for n in range(40)]
-    for one in people:
-        room.put(one, VIEW, now)
-    room.room(ROOM, now)  # grows: 40 present at 2 a shard
-    moved = next(one for one in people if keys.presence_pk(ROOM, one.connection_id, stored_count(dynamodb) or 1)
-                 != keys.presence_pk(ROOM, one.connection_id))
+    room, people, now = crowd(dynamodb)
+    moved = moving(dynamodb, people)[0]
     room.put(moved, VIEW, now + 25)  # its heartbeat
     assert len(partitions(dynamodb, moved.connection_id)) == 2  # the new copy, and the old until it expires
     state = room.room(ROOM, now + 25)
@@ -107,14 +119,8 @@ def test_after_a_growth_a_heartbeat_moves_a_presence_and_it_counts_once(dynamodb
 
 
 def test_a_leave_after_a_growth_removes_the_presence_wherever_it_is(dynamodb, crowded: int) -> None:
-    room = presence(dynamodb)
-    now = time.time()
-    people = [person(n) for n in range(40)]
-    for one in people:
-        room.put(one, VIEW, now)
-    room.room(ROOM, now)
-    leaving = [one for one in people if keys.presence_pk(ROOM, one.connection_id, stored_count(dynamodb) or 1)
-               != keys.presence_pk(ROOM, one.connection_id)][:2]
+    room, people, now = crowd(dynamodb)
+    leaving = moving(dynamodb, people)[:2]
     room.put(leaving[0], VIEW, now + 1)  # one has beaten since (two copies), one has not
     for one in leaving:
         assert room.delete(one.connection_id, VIEW, now + 2) is True
@@ -123,12 +129,7 @@ def test_a_leave_after_a_growth_removes_the_presence_wherever_it_is(dynamodb, cr
 
 
 def test_a_disconnect_after_a_growth_lists_every_place_its_presence_may_be(dynamodb, crowded: int) -> None:
-    room = presence(dynamodb)
-    now = time.time()
-    people = [person(n) for n in range(40)]
-    for one in people:
-        room.put(one, VIEW, now)
-    room.room(ROOM, now)
+    room, people, now = crowd(dynamodb)
     for one in people[:10]:
         room.put(one, VIEW, now + 1)
         room.remove(one.connection_id, [VIEW])
