@@ -813,12 +813,14 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
 #: Item families of the connections table, by the start of their partition key (see realtime.keys).
 FAMILIES = {"c#": "connection records and memberships", "p#": "presence items", "rs#": "room summaries",
             "st#": "the documents list's entries", "a#": "announcement marks", "n#": "counter shards",
-            "u#": "user items"}
+            "u#": "user items", "st# notes": "the documents list's notes (what was last announced of each entry)"}
 
 
 def item_sizes(raw: Any) -> dict[str, float]:
     """Mean item size (bytes, DynamoDB's rules) of each family of the connections table, and of
     a membership's `by_group` index entry: what the scale model sizes reads with."""
+    from realtime import keys
+
     schema_index = Index("by_group", ("grp", "gsk"), {"uid", "ttl"})
     sums: dict[str, list[int]] = {}
     kwargs: dict[str, Any] = {"TableName": CONNECTIONS}
@@ -827,6 +829,8 @@ def item_sizes(raw: Any) -> dict[str, float]:
         for item in page.get("Items", []):
             pk, sk = item["pk"]["S"], item["sk"]["S"]
             family = next((f for f in FAMILIES if pk.startswith(f)), None)
+            if family == "st#" and sk.startswith(keys.SEP):
+                family = "st# notes"
             if family == "c#":
                 family = "membership" if sk.startswith("g#") else "record"
                 if family == "membership":

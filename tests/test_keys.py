@@ -42,3 +42,9 @@ def test_invalid_slugs(bad) -> None:
 def test_unicode_and_separators_are_fine() -> None:
     for slug in ("a#b", "über/straße", "50%", "a b", "emoji-🎉"):
         assert valid_slug(slug) == slug
+
+
+@given(st.text(min_size=1, max_size=40), st.text(min_size=1, max_size=40))
+def test_a_state_partitions_notes_sort_before_its_entries(one: str, other: str) -> None:
+    """A subscribe reads the entries alone (`sk > STATE_ENTRIES_AFTER`), never the notes."""
+    assert keys.state_note_sk(one) < keys.STATE_ENTRIES_AFTER < keys.state_sk(other)

@@ -125,8 +125,14 @@ def key_problems(items: Iterable[dict[str, Any]], phases: tuple[str, ...] = PHAS
             elif ("due" in values) != ("deadline" in values) or ("due" in values) != ("sweep" in values):
                 bad("a half-written announcement mark")
         elif pk in list_pks or pk == f"st{keys.SEP}documents{keys.SEP}built":
-            if pk in list_pks and (pk != keys.state_pk("documents", values.get("slug", ""))
-                                   or sk != keys.encode(values.get("slug", ""))):
+            if pk in list_pks and sk.startswith(keys.SEP):  # what was last announced of an entry
+                slug = keys.decode(sk[len(keys.SEP):])
+                if pk != keys.state_pk("documents", slug) or sk != keys.state_note_sk(slug) \
+                        or set(values) != {"pk", "sk", "announced", "announced_aud"}:
+                    bad("documents list note under the wrong key")
+            elif pk in list_pks and (pk != keys.state_pk("documents", values.get("slug", ""))
+                                     or sk != keys.state_sk(values.get("slug", ""))
+                                     or "announced" in values):
                 bad("documents list entry under the wrong key")
         elif pk.startswith("c" + keys.SEP):
             conn = pk[2:]

@@ -56,10 +56,7 @@ def _json(value: Any) -> str:
 
 
 def _digest(payload: str | None) -> str | None:
-    """What an entry keeps of what was last broadcast: enough to tell a change. Not the
-    payload itself: every `documents` subscribe reads every entry, strongly consistent,
-    and the copy made an entry twice the bytes (the list's partitions were the hottest
-    key at 1M users, docs/scale.md)."""
+    """What is kept of an entry as last broadcast: enough to tell a change."""
     return None if payload is None else hashlib.blake2b(payload.encode(), digest_size=12).hexdigest()
 
 
@@ -81,24 +78,35 @@ class ListState:
                                 ExpressionAttributeValues=values)
 
     def announced(self, listed: Listed, payload: str | None) -> None:
-        """What the announcement broadcast for this document; a deleted one is forgotten."""
+        """What the announcement broadcast for this document (a note beside its entry: a
+        subscribe reads the entries alone); a deleted one is forgotten."""
         if listed.audience is None:
-            batch_delete(self.client, self.table, [self._key(listed.slug)])
+            batch_delete(self.client, self.table, [self._key(listed.slug), self._note_key(listed.slug)])
             return
         self.client.update_item(
-            TableName=self.table, Key=self._key(listed.slug), UpdateExpression="SET announced = :e, announced_aud = :a",
+            TableName=self.table, Key=self._note_key(listed.slug), UpdateExpression="SET announced = :e, announced_aud = :a",
             ExpressionAttributeValues={":e": {"S": _digest(payload) or ""}, ":a": {"S": _json(listed.audience.to_dict())}})
 
-    def entries(self) -> Iterator[Listed]:
+    def entries(self, *, with_announced: bool = False) -> Iterator[Listed]:
+        """Every document's entry, strongly consistent; with what was last announced of it
+        for the announcement (a subscribe, which reads every entry, reads only those)."""
         for pk in keys.state_pks(DOCUMENTS):
-            for page in query_pages(self.client, TableName=self.table, KeyConditionExpression="pk = :pk",
-                                    ExpressionAttributeValues={":pk": {"S": pk}}, ConsistentRead=True):
-                for item in page:
+            condition, values = "pk = :pk AND sk > :entries", {":pk": {"S": pk}, ":entries": {"S": keys.STATE_ENTRIES_AFTER}}
+            if with_announced:
+                condition, values = "pk = :pk", {":pk": {"S": pk}}
+            notes: dict[str, dict[str, Any]] = {}
+            for page in query_pages(self.client, TableName=self.table, KeyConditionExpression=condition,
+                                    ExpressionAttributeValues=values, ConsistentRead=True):
+                for item in page:  # the notes sort first
+                    if item["sk"]["S"].startswith(keys.SEP):
+                        notes[item["sk"]["S"][len(keys.SEP):]] = item
+                        continue
+                    note = notes.get(item["sk"]["S"], {})
                     yield Listed(
                         item["slug"]["S"], item.get("title", {}).get("S", ""),
                         Audience.from_dict(json.loads(item["aud"]["S"])) if "aud" in item else None,
-                        item["announced"]["S"] if "announced" in item else None,
-                        Audience.from_dict(json.loads(item["announced_aud"]["S"])) if "announced_aud" in item else None)
+                        note["announced"]["S"] if "announced" in note else None,
+                        Audience.from_dict(json.loads(note["announced_aud"]["S"])) if "announced_aud" in note else None)
 
     def built(self) -> bool:
         return "Item" in self.client.get_item(TableName=self.table, Key={"pk": {"S": BUILT_PK}, "sk": {"S": "built"}},
@@ -114,7 +122,11 @@ class ListState:
 
     @staticmethod
     def _key(slug: str) -> dict[str, Any]:
-        return {"pk": {"S": keys.state_pk(DOCUMENTS, slug)}, "sk": {"S": keys.encode(slug)}}
+        return {"pk": {"S": keys.state_pk(DOCUMENTS, slug)}, "sk": {"S": keys.state_sk(slug)}}
+
+    @staticmethod
+    def _note_key(slug: str) -> dict[str, Any]:
+        return {"pk": {"S": keys.state_pk(DOCUMENTS, slug)}, "sk": {"S": keys.state_note_sk(slug)}}
 
 
 @dataclass(frozen=True)
@@ -195,7 +207,7 @@ class DocumentList(Stream):
         report = BroadcastReport()
         chunk: list[tuple[ListChange, Listed]] = []
         used = 0
-        for listed in sorted(self.state.entries(), key=lambda entry_: entry_.slug):
+        for listed in sorted(self.state.entries(with_announced=True), key=lambda entry_: entry_.slug):
             payload = self._payload(listed, summaries) if listed.audience is not None else None
             if _digest(payload) == listed.announced and listed.audience == listed.announced_audience:
                 continue

@@ -263,3 +263,18 @@ def state_pk(namespace: str, key: str) -> str:
 
 def state_pks(namespace: str) -> list[str]:
     return [f"st{SEP}{encode(namespace)}{SEP}{n}" for n in range(STATE_SHARDS)]
+
+
+#: Within a state partition an entry's sort key is its encoded key, and a note kept beside
+#: it (what was last announced of it) is `#<encoded key>`: an encoded key never starts
+#: below `%`, so every note sorts before every entry and the entries alone are the sort
+#: keys after `STATE_ENTRIES_AFTER`.
+STATE_ENTRIES_AFTER = "$"
+
+
+def state_sk(key: str) -> str:
+    return encode(key)
+
+
+def state_note_sk(key: str) -> str:
+    return f"{SEP}{encode(key)}"
