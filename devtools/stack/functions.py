@@ -150,24 +150,40 @@ class LocalFunctions:
         _WIDE_POOL.release()
 
 
-def _widen_pool(workers: int) -> int:
-    """botocore's default connection pool (10 per client), widened to the worker count.
+def _widen_pool(workers: int) -> Any:
+    """botocore's connection pools, widened to what one process of functions runs at once.
 
-    In Lambda a container runs one invocation at a time, so 10 is plenty. Here every
-    function shares one process, hence one cached DynamoDB client for all the workers:
-    with 32 threads, botocore discarded and reopened connections on most requests
-    ("Connection pool is full"), ~8% of the stack's CPU under load."""
+    In Lambda a container runs one invocation at a time, so botocore's default (10) and the
+    runtime's own (`realtime.groups.READ_THREADS` + 8, for a broadcast's shard reads) are
+    plenty. Here every function shares one process, hence one cached DynamoDB client for the
+    workers, the queue pollers and the group-read threads of every invocation at once. A
+    pool smaller than that discards and reopens connections ("Connection pool is full"): a
+    new TCP connection and a new moto request thread per request. Under the scale
+    benchmark's load with 400 clients that was a fifth of the stack's sampled CPU. So every
+    client session built while the stack runs gets at least `workers` + READ_THREADS + 32,
+    whatever its Config asked for."""
     from botocore.config import Config
+    from botocore.httpsession import URLLib3Session
 
-    saved = Config.OPTION_DEFAULTS["max_pool_connections"]
-    Config.OPTION_DEFAULTS["max_pool_connections"] = max(workers + 8, saved)
-    return saved
+    from realtime.groups import READ_THREADS
+
+    floor = workers + READ_THREADS + 32
+    saved_default = Config.OPTION_DEFAULTS["max_pool_connections"]
+    saved_init = URLLib3Session.__init__
+
+    def init(self: Any, *args: Any, max_pool_connections: int = 10, **kwargs: Any) -> None:
+        saved_init(self, *args, max_pool_connections=max(max_pool_connections, floor), **kwargs)
+
+    Config.OPTION_DEFAULTS["max_pool_connections"] = max(floor, saved_default)
+    URLLib3Session.__init__ = init  # type: ignore[method-assign]
+    return saved_default, saved_init
 
 
-def _narrow_pool(saved: int) -> None:
+def _narrow_pool(saved: Any) -> None:
     from botocore.config import Config
+    from botocore.httpsession import URLLib3Session
 
-    Config.OPTION_DEFAULTS["max_pool_connections"] = saved
+    Config.OPTION_DEFAULTS["max_pool_connections"], URLLib3Session.__init__ = saved
 
 
 _WIDE_POOL = SharedPatch(_widen_pool, _narrow_pool)
