@@ -617,11 +617,10 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
         # ---- presence (the announcements they lead to are measured right after)
         measure("enter (a room nobody is in; marks the room)",
                 lambda: gw.send(a, {"action": "enter", "document": "roadmap", "phase": "edit", "id": 1}), 6,
-                "touch; the document (GetItem: may they read it); the record's presence set and deadline "
-                "(UpdateItem); the presence item (UpdateItem); mark `$presence`/room (GetItem, conditional UpdateItem, "
-                "SQS SendMessage)", "the touch first moves the deadline to the idle grace (the last frame was 25 s "
-                "before: past the slack), which `add_presence` then moves back to the presence grace: two writes of "
-                "the `by_deadline` entry where one would do", key="enter")
+                "touch (the rate allowance only: the enter's own write moves the deadline); the document (GetItem: "
+                "may they read it); the record's presence set and deadline (UpdateItem, one `by_deadline` entry "
+                "move); the presence item (UpdateItem); mark `$presence`/room (GetItem, conditional UpdateItem, "
+                "SQS SendMessage)", key="enter")
         room_marks = 2 + 3  # the list's mark and the expiry follow-up, each GetItem + UpdateItem (+ a SendMessage)
         measure("announcement of a room (`$presence`): its roster changed; 1 subscriber of its roster",
                 lambda: announce_due("$presence"), 5 + room_marks,
@@ -644,11 +643,10 @@ def _run(quick: bool, write_doc: bool | None) -> dict:
                 "presence forward (UpdateItem per presence held)", key="heartbeat_presence", advance=25)
         measure("leave (marks the room)",
                 lambda: gw.send(a, {"action": "leave", "document": "roadmap", "phase": "edit", "id": 1}), 5,
-                "touch; the record's presence set (UpdateItem `DELETE pres`); delete the presence (DeleteItem); "
-                "mark the room (GetItem, UpdateItem, SendMessage)",
-                "the frame's presence refresh first pushes forward the very presence it then deletes (UpdateItem), "
-                "and the touch moves the deadline by the presence grace (UpdateItem) though the connection is about "
-                "to hold nothing", key="leave")
+                "touch (the rate allowance only); the record's presence set and, holding nothing now, the deadline "
+                "moved to the idle grace in the same write (UpdateItem `DELETE pres ... SET deadline`); delete the "
+                "presence (DeleteItem; the presence being left is not refreshed first); mark the room (GetItem, "
+                "UpdateItem, SendMessage)", key="leave")
         settle()
 
         # ---- marks on their own (the coalescer as every handler calls it)

@@ -144,8 +144,11 @@ class Connections:
         )
         return record
 
-    def touch(self, connection_id: str, now: float) -> Touch:
+    def touch(self, connection_id: str, now: float, *, heard: bool = True) -> Touch:
         """Count one frame against the connection's allowance and return its record.
+
+        `heard=False` leaves the deadline to the frame's own write (`add_presence`,
+        `remove_presence`): one write of the `by_deadline` entry instead of two.
 
         GCRA: with `tat` the theoretical arrival time of the next frame, a frame at `now`
         is allowed when `tat <= now + tolerance`, and moves `tat` to `max(tat, now) + step`.
@@ -181,13 +184,17 @@ class Connections:
         record = Connection.from_item(response["Attributes"])
         if record.expired(now):
             return Touch(Touched.UNKNOWN)
-        return Touch(Touched.OK, self._heard(record, now))
+        return Touch(Touched.OK, self.heard(record, now) if heard else record)
 
-    def _heard(self, record: Connection, now: float) -> Connection:
+    def _moved_deadline(self, record: Connection, now: float, *, holding: bool) -> int | None:
+        """The deadline a frame at `now` sets, or None when it would move less than the slack."""
+        deadline = int(now) + (self.presence_grace if holding else IDLE_GRACE_SECONDS)
+        return deadline if deadline - record.deadline >= DEADLINE_SLACK_SECONDS else None
+
+    def heard(self, record: Connection, now: float) -> Connection:
         """Push the deadline forward when that matters (see the module's docstring)."""
-        grace = self.presence_grace if record.presence else IDLE_GRACE_SECONDS
-        deadline = int(now) + grace
-        if deadline - record.deadline < DEADLINE_SLACK_SECONDS:
+        deadline = self._moved_deadline(record, now, holding=bool(record.presence))
+        if deadline is None:
             return record
         self.client.update_item(
             TableName=self.table, Key=self._key(record.connection_id),
@@ -219,11 +226,18 @@ class Connections:
             return Presenced.LIMIT if exc.response.get("Item") else Presenced.UNKNOWN
         return Presenced.ADDED
 
-    def remove_presence(self, connection_id: str, token: str) -> bool:
+    def remove_presence(self, record: Connection, token: str, *, now: float) -> bool:
+        """Note that the connection no longer holds `token`; in the same write, the deadline
+        this frame sets (the idle grace once it holds nothing), when that moves it."""
+        expression, values = "DELETE pres :p", {":p": {"SS": [token]}}
+        deadline = self._moved_deadline(record, now, holding=bool(record.presence - {token}))
+        if deadline is not None:
+            expression += " SET deadline = :d, seen = :now"
+            values.update({":d": {"N": str(deadline)}, ":now": {"N": str(int(now))}})
         try:
             self.client.update_item(
-                TableName=self.table, Key=self._key(connection_id), UpdateExpression="DELETE pres :p",
-                ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues={":p": {"SS": [token]}},
+                TableName=self.table, Key=self._key(record.connection_id), UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk)", ExpressionAttributeValues=values,
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             return False

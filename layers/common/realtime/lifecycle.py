@@ -97,16 +97,22 @@ class Lifecycle:
             route = self.router.resolve(request)
             services.telemetry.count(f"Messages.{route.action}")
             now = services.clock()
-            touch = services.connections.touch(connection_id, now)
+            touch = services.connections.touch(connection_id, now, heard=route.held is None)
             if touch.outcome is Touched.UNKNOWN:
                 raise request.fail(protocol.UNAUTHENTICATED, NOT_REGISTERED)
             if touch.outcome is Touched.RATE_LIMITED:
                 raise request.fail(protocol.RATE_LIMITED, "too many frames; slow down")
             connection = touch.connection
             assert connection is not None
-            if connection.presence and services.presence is not None:
-                changes.rooms |= services.presence.refresh(connection, now)
-            result = route.run(connection, changes)
+            others = connection.presence - {route.held.token} if route.held else connection.presence
+            if others and services.presence is not None:
+                changes.rooms |= services.presence.refresh(connection, now, others)
+            try:
+                result = route.run(connection, changes)
+            except ProtocolError:
+                if route.held is not None:  # refused before its own write: the frame was still heard
+                    services.connections.heard(connection, now)
+                raise
             self.publisher.publish(changes)  # others hear of the change before the sender's ack
             changes = Changes()
             if request_id is not None:

@@ -108,10 +108,11 @@ class Presence:
         old = response.get("Attributes", {}).get("expires")
         return old is None or int(old["N"]) <= now
 
-    def refresh(self, connection: Connection, now: float) -> set[str]:
-        """Push every presence the connection holds forward; return the rooms whose roster changed."""
+    def refresh(self, connection: Connection, now: float, tokens: Iterable[str] | None = None) -> set[str]:
+        """Push the presences the connection holds (or those of them in `tokens`) forward;
+        return the rooms whose roster changed."""
         changed: set[str] = set()
-        for token in sorted(connection.presence):
+        for token in sorted(connection.presence if tokens is None else tokens):
             held = Held.from_token(token)
             if self.put(connection, held, now):
                 changed.add(held.room)

@@ -54,6 +54,9 @@ class Action(Protocol):
 class Route:
     action: str
     run: Run
+    #: The presence an `enter` or `leave` is about: its own write moves the deadline, and
+    #: the frame's refresh of what the connection holds leaves it to the route.
+    held: Held | None = None
 
 
 class Router:
@@ -80,7 +83,7 @@ class Router:
         if action in (ENTER, LEAVE) and rooms is not None:
             held = rooms.held(request)
             run = self._enter if action == ENTER else self._leave
-            return Route(action, lambda c, ch: run(held, request, c, ch))
+            return Route(action, lambda c, ch: run(held, request, c, ch), held)
         if action in self.stream_actions:
             stream = self.stream(request)
             declared = stream.actions().get(action)
@@ -146,7 +149,7 @@ class Router:
         if connection.anonymous:
             raise request.fail(protocol.UNAUTHENTICATED, "sign in to enter presence")
         assert self.services.presence is not None
-        self.services.connections.remove_presence(connection.connection_id, held.token)
+        self.services.connections.remove_presence(connection, held.token, now=self.services.clock())
         if self.services.presence.delete(connection.connection_id, held, self.services.clock()):
             changes.rooms.add(held.room)
 
