@@ -422,9 +422,10 @@ def model(d: dict[str, Any], users: int, w: Workload) -> Size:
                   sessions + counters, 2 * sessions / keys.COUNTER_SHARDS * 2),
         Partition(f"a `by_deadline` shard, one of {keys.SWEEP_SHARDS} (every deadline rewrite moves an entry: "
                   "2 index WRU)", 0.0,
-                  # a rewrite is 2 (delete + put): each beat and leave one, each enter two, each session
-                  # one (its first frame) besides the record's put and delete (1 each)
-                  (2 * (beats + changes / 2 * 2 + changes / 2 + sessions) + 2 * sessions) / keys.SWEEP_SHARDS),
+                  # a rewrite is 2 (delete + put): each beat, enter and leave one (an enter or leave
+                  # moves it in its own write), each session one (its first frame) besides the
+                  # record's put and delete (1 each)
+                  (2 * (beats + changes + sessions) + 2 * sessions) / keys.SWEEP_SHARDS),
         Partition("the most read document (`documents` table: an enter reads it, as does each of its room's "
                   "announcements)", room_marks[0] / 2 + room_announcements[0], writes / documents),
     ]
