@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -265,11 +266,7 @@ def asked(d: dict[str, Any], stack: dict[str, Any], clients: float) -> Size:
     announcement on time: the scale model at the run's compression (its per-user times
     divided, heartbeats and document writes not)."""
     wl = Workload(**stack["workload"])
-    return model(d, round(clients), Workload(session_s=wl.session, presence_s=wl.presence, documents=wl.documents,
-                                             zipf_s=wl.zipf_s, write_every_s=wl.write_every_s,
-                                             private_share=wl.private_share,
-                                             heartbeat_presence_s=wl.heartbeat_presence_s,
-                                             heartbeat_idle_s=wl.heartbeat_idle_s))
+    return model(d, round(clients), replace(wl, session_s=wl.session, presence_s=wl.presence, compression=1.0))
 
 
 def stack_tables(stack: dict[str, Any], d: dict[str, Any]) -> tuple[str, dict[str, Any]]:

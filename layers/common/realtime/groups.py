@@ -108,13 +108,13 @@ class Groups:
         `shard_counts.TTL_SECONDS` per group and container (a user's group: one, unread)."""
         if keys.is_user_group(group):
             return 1
-        fresh = self.counts.fresh(group)
-        if fresh is not None:
-            return fresh
-        item = self.client.get_item(TableName=self.table, Key=self._shards_key(group),
-                                    ProjectionExpression="gsk").get("Item")
-        return self.counts.remember(group, (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item
-                                            else None) or 1)
+
+        def stored() -> int:
+            item = self.client.get_item(TableName=self.table, Key=self._shards_key(group),
+                                        ProjectionExpression="gsk").get("Item")
+            return (keys.shards_of_gsk(item["gsk"]["S"]) if item and "gsk" in item else None) or 1
+
+        return self.counts.read_through(group, stored)
 
     def grow(self, group: str, members: int, shards: int) -> int:
         """Give `group` the shards `members` need, if it has fewer (`shards`): called by

@@ -215,12 +215,12 @@ class Presence:
     def shard_count(self, room: str) -> int:
         """How many shards `room` has, as a writer needs it (read at most once per
         `shard_counts.TTL_SECONDS` per room and container)."""
-        fresh = self.counts.fresh(room)
-        if fresh is not None:
-            return fresh
-        item = self.client.get_item(TableName=self.table, Key=self._count_key(room),
-                                    ProjectionExpression="shards").get("Item")
-        return self.counts.remember(room, int(item["shards"]["N"]) if item else 1)
+        def stored() -> int:
+            item = self.client.get_item(TableName=self.table, Key=self._count_key(room),
+                                        ProjectionExpression="shards").get("Item")
+            return int(item["shards"]["N"]) if item else 1
+
+        return self.counts.read_through(room, stored)
 
     def _grow(self, room: str, present: int, shards: int) -> None:
         wanted = keys.room_shards_for(present, shards)

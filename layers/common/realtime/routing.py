@@ -149,8 +149,9 @@ class Router:
         if connection.anonymous:
             raise request.fail(protocol.UNAUTHENTICATED, "sign in to enter presence")
         assert self.services.presence is not None
-        self.services.connections.remove_presence(connection, held.token, now=self.services.clock())
-        if self.services.presence.delete(connection.connection_id, held, self.services.clock()):
+        now = self.services.clock()
+        self.services.connections.remove_presence(connection, held.token, now=now)
+        if self.services.presence.delete(connection.connection_id, held, now):
             changes.rooms.add(held.room)
 
 

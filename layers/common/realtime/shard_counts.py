@@ -27,6 +27,11 @@ class ShardCounts:
         known = self._counts.get(key)
         return known[0] if known is not None and self.clock() - known[1] < TTL_SECONDS else None
 
+    def read_through(self, key: str, read: Callable[[], int]) -> int:
+        """The fresh count, or else `read()` (the stored count), remembered."""
+        fresh = self.fresh(key)
+        return fresh if fresh is not None else self.remember(key, read())
+
     def known(self, key: str) -> int:
         """The last count learnt, however long ago (1: none)."""
         known = self._counts.get(key)
